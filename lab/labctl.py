@@ -1,0 +1,325 @@
+"""Build, boot and tear down the embedded lab: systemd PBX hosts reached over SSH.
+
+The topology comes from the lab inventory itself (inventories/lab): each host in `pbx_hosts`
+becomes a podman container running systemd in its own network namespace, with `ansible_host`
+on a veth attached to the lab bridge; each lab tenant gets a "site" namespace (its office
+network). Every object the lab creates carries the `bh` prefix or the `bulkhead.lab` label, so
+`down` can remove exactly what `up` made and nothing else.
+
+    python lab/labctl.py up | down | status | image
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_DIR = Path(__file__).resolve().parent
+INVENTORY = ROOT / "inventories" / "lab"
+STATE = ROOT / ".lab"
+SSH_DIR = STATE / "ssh"
+PACKAGES_FILE = LAB_DIR / "image-packages.txt"
+IMAGE_REPO = "localhost/bulkhead-lab"
+LABEL = "bulkhead.lab=1"
+MIRROR = "http://deb.debian.org/debian"
+READY_TIMEOUT = 90.0
+
+os.environ.setdefault("CONTAINERS_CONF", str(LAB_DIR / "containers.conf"))
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str  # ansible_host, on the lab bridge
+
+    @property
+    def netns(self) -> str:
+        return f"bh-{self.name}"
+
+    @property
+    def container(self) -> str:
+        return f"bh-{self.name}"
+
+    @property
+    def host_veth(self) -> str:
+        return f"bh-{self.name}"[:15]
+
+
+@dataclass(frozen=True)
+class Lab:
+    bridge: str
+    gateway: ipaddress.IPv4Interface
+    hosts: tuple[LabHost, ...]
+    sites: tuple[str, ...]  # site namespace names, one per lab tenant
+
+
+def load_lab() -> Lab:
+    """Read the lab topology from the lab inventory (the single source of truth)."""
+    inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
+    pbx = inventory["all"]["children"]["pbx_hosts"]["hosts"]
+    hosts = tuple(LabHost(name, str(v["ansible_host"])) for name, v in sorted(pbx.items()))
+    settings = yaml.safe_load((INVENTORY / "group_vars" / "all" / "lab.yml").read_text())
+    slugs = sorted(p.stem for p in (INVENTORY / "tenants").glob("*.yml"))
+    return Lab(
+        bridge=settings["lab_bridge"],
+        gateway=ipaddress.IPv4Interface(settings["lab_gateway"]),
+        hosts=hosts,
+        sites=tuple(f"bh-site-{slug}" for slug in slugs),
+    )
+
+
+def run(*args: str, check: bool = True, quiet: bool = False, **kw: object) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if check and result.returncode != 0:
+        raise SystemExit(f"lab: {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    if not quiet and result.returncode != 0:
+        print(f"lab: note: {' '.join(args)}: {result.stderr.strip()}", file=sys.stderr)
+    return result.stdout
+
+
+def exists(*args: str) -> bool:
+    return subprocess.run(args, capture_output=True).returncode == 0
+
+
+# --- image -------------------------------------------------------------------------------
+
+
+def image_packages() -> list[str]:
+    lines = PACKAGES_FILE.read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def image_tag() -> str:
+    """The tag changes whenever the package list or this build recipe changes."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(image_packages()).encode())
+    digest.update(Path(__file__).read_bytes().split(b"# --- image recipe end")[0])
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+SSHD_CONFIG = """\
+# Lab sshd: keys only, root by key (Ansible's lab user), host key placed by labctl.
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+HostKey /etc/ssh/ssh_host_ed25519_key
+UsePAM yes
+"""
+
+
+def build_image(tag: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="bh-rootfs-", dir="/var/tmp") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        print(f"lab: debootstrap Debian 12 into {rootfs} (about a minute) …")
+        run("debootstrap", "--variant=minbase", f"--include={','.join(image_packages())}",
+            "bookworm", str(rootfs), MIRROR)
+        # Host keys are per lab host and placed at boot; the image must not carry any.
+        for key in (rootfs / "etc" / "ssh").glob("ssh_host_*"):
+            key.unlink()
+        (rootfs / "etc" / "ssh" / "sshd_config.d" / "bulkhead-lab.conf").write_text(SSHD_CONFIG)
+        # No consoles in a container; keep the unit set small and boot fast.
+        for unit in ("getty.target", "console-getty.service", "systemd-firstboot.service"):
+            (rootfs / "etc" / "systemd" / "system" / unit).symlink_to("/dev/null")
+        (rootfs / "etc" / "machine-id").write_text("")
+        (rootfs / "root" / ".ssh").mkdir(mode=0o700, exist_ok=True)
+        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        run("podman", "import", "--change", 'CMD ["/sbin/init"]', "-", tag, stdin=tar.stdout)
+        tar.wait()
+# --- image recipe end
+
+
+def ensure_image() -> str:
+    tag = image_tag()
+    if exists("podman", "image", "exists", tag):
+        return tag
+    build_image(tag)
+    # Older lab images are unused from now on.
+    for old in run("podman", "images", "--format", "{{.Repository}}:{{.Tag}}",
+                   IMAGE_REPO).split():
+        if old != tag:
+            run("podman", "rmi", old, check=False)
+    return tag
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+def ensure_client_key() -> Path:
+    SSH_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = SSH_DIR / "id_ed25519"
+    if not key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bulkhead-lab", "-f", str(key))
+    return key
+
+
+def make_host_key(host: LabHost) -> Path:
+    """A fresh host key per boot; its public half is what known_hosts pins."""
+    key = SSH_DIR / f"host_{host.name}_ed25519"
+    for path in (key, key.with_suffix(".pub")):
+        path.unlink(missing_ok=True)
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key))
+    return key
+
+
+def write_known_hosts(lab: Lab) -> None:
+    lines = []
+    for host in lab.hosts:
+        pub = (SSH_DIR / f"host_{host.name}_ed25519.pub").read_text().split()
+        lines.append(f"{host.address},{host.name} {pub[0]} {pub[1]}\n")
+    (SSH_DIR / "known_hosts").write_text("".join(lines))
+
+
+# --- network -----------------------------------------------------------------------------
+
+
+def ensure_netns(name: str) -> None:
+    if not Path("/run/netns", name).exists():
+        run("ip", "netns", "add", name)
+    run("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def ensure_bridge(lab: Lab) -> None:
+    if not exists("ip", "link", "show", lab.bridge):
+        run("ip", "link", "add", lab.bridge, "type", "bridge")
+        run("ip", "addr", "add", str(lab.gateway), "dev", lab.bridge)
+    run("ip", "link", "set", lab.bridge, "up")
+
+
+def ensure_host_link(lab: Lab, host: LabHost) -> None:
+    ensure_netns(host.netns)
+    if exists("ip", "link", "show", host.host_veth):
+        return
+    run("ip", "link", "add", host.host_veth, "type", "veth", "peer", "name", "bh-tmp")
+    run("ip", "link", "set", "bh-tmp", "netns", host.netns)
+    run("ip", "-n", host.netns, "link", "set", "bh-tmp", "name", "eth0")
+    prefix = lab.gateway.network.prefixlen
+    run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0")
+    run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+    run("ip", "link", "set", host.host_veth, "master", lab.bridge, "up")
+
+
+# --- containers --------------------------------------------------------------------------
+
+
+def start_host(host: LabHost, tag: str, client_key: Path) -> None:
+    state = run("podman", "container", "inspect", "--format", "{{.State.Status}}",
+                host.container, check=False, quiet=True).strip()
+    if state == "running":
+        return
+    if state:
+        run("podman", "rm", "-f", host.container)
+    host_key = make_host_key(host)
+    run("podman", "create", "--name", host.container, "--hostname", host.name,
+        "--label", LABEL, "--network", f"ns:/run/netns/{host.netns}",
+        "--cap-add", "NET_ADMIN,SYS_ADMIN", "--systemd", "always", tag, "/sbin/init")
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = Path(tmp)
+        (seed / "ssh_host_ed25519_key").write_bytes(host_key.read_bytes())
+        (seed / "ssh_host_ed25519_key.pub").write_bytes(host_key.with_suffix(".pub").read_bytes())
+        (seed / "authorized_keys").write_bytes(client_key.with_suffix(".pub").read_bytes())
+        os.chmod(seed / "ssh_host_ed25519_key", 0o600)
+        for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
+            run("podman", "cp", str(seed / name), f"{host.container}:/etc/ssh/{name}")
+        run("podman", "cp", str(seed / "authorized_keys"),
+            f"{host.container}:/root/.ssh/authorized_keys")
+    run("podman", "start", host.container)
+
+
+def wait_ready(host: LabHost, client_key: Path, deadline: float) -> str:
+    """Prove the host answers SSH with its pinned key and that systemd finished booting."""
+    last_error = ""
+    while time.monotonic() < deadline:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(SSH_DIR / "known_hosts"))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(host.address, username="root", key_filename=str(client_key),
+                           timeout=5, allow_agent=False, look_for_keys=False)
+            _, out, _ = client.exec_command("systemctl is-system-running --wait", timeout=60)
+            return out.read().decode().strip()
+        except (OSError, paramiko.SSHException) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(1)
+        finally:
+            client.close()
+    raise SystemExit(f"lab: {host.name} ({host.address}) not ready over SSH: {last_error}")
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def up(lab: Lab) -> None:
+    tag = ensure_image()
+    client_key = ensure_client_key()
+    ensure_bridge(lab)
+    for host in lab.hosts:
+        ensure_host_link(lab, host)
+        start_host(host, tag, client_key)
+    for site in lab.sites:
+        ensure_netns(site)
+    write_known_hosts(lab)
+    deadline = time.monotonic() + READY_TIMEOUT
+    for host in lab.hosts:
+        state = wait_ready(host, client_key, deadline)
+        print(f"lab: {host.name} {host.address} ssh ok (pinned host key), systemd {state}")
+    print(f"lab: site namespaces: {', '.join(lab.sites) or 'none'}")
+
+
+def down(lab: Lab) -> None:
+    """Remove every container, namespace and link the lab made; fine when there is no lab."""
+    ids = run("podman", "ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
+    if ids:
+        run("podman", "rm", "-f", "-t", "5", *ids)
+    names = {h.netns for h in lab.hosts} | set(lab.sites)
+    # Also namespaces left by an older lab layout (same prefix, possibly other hosts/tenants).
+    names |= {n for n in os.listdir("/run/netns") if n.startswith("bh-")} if Path(
+        "/run/netns").is_dir() else set()
+    for name in sorted(names):
+        if Path("/run/netns", name).exists():
+            run("ip", "netns", "delete", name)
+    for host in lab.hosts:
+        if exists("ip", "link", "show", host.host_veth):
+            run("ip", "link", "delete", host.host_veth)
+    if exists("ip", "link", "show", lab.bridge):
+        run("ip", "link", "delete", lab.bridge)
+    for path in SSH_DIR.glob("host_*"):
+        path.unlink()
+    (SSH_DIR / "known_hosts").unlink(missing_ok=True)
+    print("lab: down")
+
+
+def status(lab: Lab) -> None:
+    print(run("podman", "ps", "-a", "--filter", f"label={LABEL}",
+              "--format", "{{.Names}}\t{{.Status}}\t{{.Image}}", check=False), end="")
+    print(run("ip", "netns", "list", check=False), end="")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status", "image"])
+    command = parser.parse_args().command
+    if os.geteuid() != 0:
+        raise SystemExit("lab: must run as root (network namespaces, podman)")
+    lab = load_lab()
+    if command == "image":
+        print(ensure_image())
+    else:
+        {"up": up, "down": down, "status": status}[command](lab)
+
+
+if __name__ == "__main__":
+    main()

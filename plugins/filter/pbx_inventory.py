@@ -1,0 +1,99 @@
+"""Ansible filter adapter for the tenant inventory validator (logic lives in module_utils)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: pbx_inventory_errors
+short_description: Validate the Bulkhead tenant inventory
+version_added: 0.1.0
+author: Bulkhead maintainers
+description:
+  - Checks every tenant mapping (one C(inventories/<env>/tenants/<slug>.yml) file each) and
+    the tenant set as a whole, and returns the list of problems found.
+  - Each problem reads C(<file> (tenant <slug>\): <field>: <what is wrong>). An empty list
+    means the inventory is valid.
+  - Checks field presence and types, unknown fields, slug vs. file name, unique C(slug),
+    C(id), C(sip_domain), C(segment.vni) and C(segment.vlan), subnet shape and special
+    ranges, subnet overlaps between tenants and with O(reserved_networks), and each
+    per-host address against its subnet and the PBX host list.
+  - Malformed tenant data is reported, never raised; only wrong argument types fail the task.
+positional: pbx_hosts, reserved_networks
+options:
+  _input:
+    description:
+      - The tenant mappings (usually C(pbx_tenants)), each carrying a C(_file) key with its
+        path relative to the inventory directory.
+    type: list
+    elements: dict
+    required: true
+  pbx_hosts:
+    description:
+      - Inventory hostnames of the PBX hosts. Keys of each tenant's C(addresses) must be
+        among them.
+    type: list
+    elements: string
+    required: true
+  reserved_networks:
+    description:
+      - CIDRs no tenant subnet may overlap, for example the management and lab networks.
+    type: list
+    elements: string
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Refuse to provision an invalid tenant inventory
+  ansible.builtin.assert:
+    that: tenant_errors | length == 0
+    fail_msg: "{{ tenant_errors }}"
+    quiet: true
+  vars:
+    tenant_errors: >-
+      {{ pbx_tenants | pbx_inventory_errors(groups['pbx'], ['10.254.0.0/24']) }}
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - One message per problem, in the form C(<file> (tenant <slug>\): <field>: <problem>);
+      C(?) stands for a missing or invalid slug.
+    - Empty when the inventory is valid.
+  type: list
+  elements: string
+  sample:
+    - "tenants/acme.yml (tenant acme): subnet: 172.20.1.0/24 overlaps tenants/globex.yml
+      (tenant globex) subnet 172.20.0.0/16"
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.pbx_common.tenant_model import inventory_errors
+
+
+def _require_list(value: Any, name: str, elements: type | None = None) -> None:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise AnsibleFilterError(f"pbx_inventory_errors: {name} must be a list, "
+                                 f"got {type(value).__name__}")
+    if elements is not None:
+        wrong = [item for item in value if not isinstance(item, elements)]
+        if wrong:
+            raise AnsibleFilterError(f"pbx_inventory_errors: {name} must contain only "
+                                     f"{elements.__name__} items, got {wrong[0]!r}")
+
+
+def pbx_inventory_errors(tenants: Any, pbx_hosts: Any,
+                         reserved_networks: Any = None) -> list[str]:
+    _require_list(tenants, "the input (tenant list)")
+    _require_list(pbx_hosts, "pbx_hosts", str)
+    reserved_networks = [] if reserved_networks is None else reserved_networks
+    _require_list(reserved_networks, "reserved_networks", str)
+    return inventory_errors(tenants, pbx_hosts, reserved_networks)
+
+
+class FilterModule:
+    """Bulkhead tenant inventory filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"pbx_inventory_errors": pbx_inventory_errors}

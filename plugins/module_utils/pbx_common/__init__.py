@@ -1,0 +1,1 @@
+"""Shared, Ansible-free helpers for Bulkhead PBX plugins."""
