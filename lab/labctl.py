@@ -6,7 +6,10 @@ on a veth attached to the lab bridge; each lab tenant gets a "site" namespace (i
 network). Every object the lab creates carries the `bh` prefix or the `bulkhead.lab` label, so
 `down` can remove exactly what `up` made and nothing else.
 
-    python lab/labctl.py up | down | status | image
+    python lab/labctl.py [--inventory DIR] up | down | status | image
+
+Several labs can coexist (the README's lab, molecule's, the tests'): each inventory sets its own
+`lab_prefix`, bridge and addresses, and names, labels and state are keyed on that prefix.
 """
 
 from __future__ import annotations
@@ -28,12 +31,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_DIR = Path(__file__).resolve().parent
-INVENTORY = ROOT / "inventories" / "lab"
-STATE = ROOT / ".lab"
-SSH_DIR = STATE / "ssh"
 PACKAGES_FILE = LAB_DIR / "image-packages.txt"
 IMAGE_REPO = "localhost/bulkhead-lab"
-LABEL = "bulkhead.lab=1"
 MIRROR = "http://deb.debian.org/debian"
 READY_TIMEOUT = 90.0
 
@@ -44,40 +43,44 @@ os.environ.setdefault("CONTAINERS_CONF", str(LAB_DIR / "containers.conf"))
 class LabHost:
     name: str
     address: str  # ansible_host, on the lab bridge
-
-    @property
-    def netns(self) -> str:
-        return f"bh-{self.name}"
-
-    @property
-    def container(self) -> str:
-        return f"bh-{self.name}"
+    netns: str  # also the container's name and the host-side veth's name
 
     @property
     def host_veth(self) -> str:
-        return f"bh-{self.name}"[:15]
+        return self.netns[:15]
 
 
 @dataclass(frozen=True)
 class Lab:
+    prefix: str
     bridge: str
     gateway: ipaddress.IPv4Interface
     hosts: tuple[LabHost, ...]
     sites: tuple[str, ...]  # site namespace names, one per lab tenant
 
+    @property
+    def label(self) -> str:
+        return f"bulkhead.lab={self.prefix}"
 
-def load_lab() -> Lab:
-    """Read the lab topology from the lab inventory (the single source of truth)."""
-    inventory = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
-    pbx = inventory["all"]["children"]["pbx_hosts"]["hosts"]
-    hosts = tuple(LabHost(name, str(v["ansible_host"])) for name, v in sorted(pbx.items()))
-    settings = yaml.safe_load((INVENTORY / "group_vars" / "all" / "lab.yml").read_text())
-    slugs = sorted(p.stem for p in (INVENTORY / "tenants").glob("*.yml"))
+    @property
+    def ssh_dir(self) -> Path:
+        return ROOT / ".lab" / self.prefix / "ssh"
+
+
+def load_lab(inventory: Path) -> Lab:
+    """Read the lab topology from a lab inventory (the single source of truth)."""
+    hosts_yml = yaml.safe_load((inventory / "hosts.yml").read_text())
+    pbx = hosts_yml["all"]["children"]["pbx_hosts"]["hosts"]
+    settings = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
+    prefix = settings["lab_prefix"]
+    slugs = sorted(p.stem for p in (inventory / "tenants").glob("*.yml"))
     return Lab(
+        prefix=prefix,
         bridge=settings["lab_bridge"],
         gateway=ipaddress.IPv4Interface(settings["lab_gateway"]),
-        hosts=hosts,
-        sites=tuple(f"bh-site-{slug}" for slug in slugs),
+        hosts=tuple(LabHost(name, str(v["ansible_host"]), f"{prefix}-{name}")
+                    for name, v in sorted(pbx.items())),
+        sites=tuple(f"{prefix}-site-{slug}" for slug in slugs),
     )
 
 
@@ -131,7 +134,10 @@ def build_image(tag: str) -> None:
             key.unlink()
         (rootfs / "etc" / "ssh" / "sshd_config.d" / "bulkhead-lab.conf").write_text(SSHD_CONFIG)
         # No consoles in a container; keep the unit set small and boot fast.
-        for unit in ("getty.target", "console-getty.service", "systemd-firstboot.service"):
+        # systemd-sysctl is masked because lab hosts share this machine's kernel: its defaults
+        # would set host-wide kernel.* keys. The base role applies namespaced net.* keys itself.
+        for unit in ("getty.target", "console-getty.service", "systemd-firstboot.service",
+                     "systemd-sysctl.service"):
             (rootfs / "etc" / "systemd" / "system" / unit).symlink_to("/dev/null")
         (rootfs / "etc" / "machine-id").write_text("")
         (rootfs / "root" / ".ssh").mkdir(mode=0o700, exist_ok=True)
@@ -158,17 +164,17 @@ def ensure_image() -> str:
 # --- keys --------------------------------------------------------------------------------
 
 
-def ensure_client_key() -> Path:
-    SSH_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = SSH_DIR / "id_ed25519"
+def ensure_client_key(lab: Lab) -> Path:
+    lab.ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = lab.ssh_dir / "id_ed25519"
     if not key.exists():
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bulkhead-lab", "-f", str(key))
     return key
 
 
-def make_host_key(host: LabHost) -> Path:
+def make_host_key(lab: Lab, host: LabHost) -> Path:
     """A fresh host key per boot; its public half is what known_hosts pins."""
-    key = SSH_DIR / f"host_{host.name}_ed25519"
+    key = lab.ssh_dir / f"host_{host.name}_ed25519"
     for path in (key, key.with_suffix(".pub")):
         path.unlink(missing_ok=True)
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key))
@@ -178,9 +184,9 @@ def make_host_key(host: LabHost) -> Path:
 def write_known_hosts(lab: Lab) -> None:
     lines = []
     for host in lab.hosts:
-        pub = (SSH_DIR / f"host_{host.name}_ed25519.pub").read_text().split()
+        pub = (lab.ssh_dir / f"host_{host.name}_ed25519.pub").read_text().split()
         lines.append(f"{host.address},{host.name} {pub[0]} {pub[1]}\n")
-    (SSH_DIR / "known_hosts").write_text("".join(lines))
+    (lab.ssh_dir / "known_hosts").write_text("".join(lines))
 
 
 # --- network -----------------------------------------------------------------------------
@@ -215,17 +221,19 @@ def ensure_host_link(lab: Lab, host: LabHost) -> None:
 # --- containers --------------------------------------------------------------------------
 
 
-def start_host(host: LabHost, tag: str, client_key: Path) -> None:
+def start_host(lab: Lab, host: LabHost, tag: str, client_key: Path) -> None:
     state = run("podman", "container", "inspect", "--format", "{{.State.Status}}",
-                host.container, check=False, quiet=True).strip()
+                host.netns, check=False, quiet=True).strip()
     if state == "running":
         return
     if state:
-        run("podman", "rm", "-f", host.container)
-    host_key = make_host_key(host)
-    run("podman", "create", "--name", host.container, "--hostname", host.name,
-        "--label", LABEL, "--network", f"ns:/run/netns/{host.netns}",
-        "--cap-add", "NET_ADMIN,SYS_ADMIN", "--systemd", "always", tag, "/sbin/init")
+        run("podman", "rm", "-f", host.netns)
+    host_key = make_host_key(lab, host)
+    run("podman", "create", "--name", host.netns, "--hostname", host.name,
+        "--label", lab.label, "--network", f"ns:/run/netns/{host.netns}",
+        "--cap-add", "NET_ADMIN,SYS_ADMIN", "--systemd", "always",
+        # Writable /proc/sys for the namespaced net.* sysctls the base role sets.
+        "--security-opt", "systempaths=unconfined", tag, "/sbin/init")
     with tempfile.TemporaryDirectory() as tmp:
         seed = Path(tmp)
         (seed / "ssh_host_ed25519_key").write_bytes(host_key.read_bytes())
@@ -233,18 +241,18 @@ def start_host(host: LabHost, tag: str, client_key: Path) -> None:
         (seed / "authorized_keys").write_bytes(client_key.with_suffix(".pub").read_bytes())
         os.chmod(seed / "ssh_host_ed25519_key", 0o600)
         for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
-            run("podman", "cp", str(seed / name), f"{host.container}:/etc/ssh/{name}")
+            run("podman", "cp", str(seed / name), f"{host.netns}:/etc/ssh/{name}")
         run("podman", "cp", str(seed / "authorized_keys"),
-            f"{host.container}:/root/.ssh/authorized_keys")
-    run("podman", "start", host.container)
+            f"{host.netns}:/root/.ssh/authorized_keys")
+    run("podman", "start", host.netns)
 
 
-def wait_ready(host: LabHost, client_key: Path, deadline: float) -> str:
+def wait_ready(lab: Lab, host: LabHost, client_key: Path, deadline: float) -> str:
     """Prove the host answers SSH with its pinned key and that systemd finished booting."""
     last_error = ""
     while time.monotonic() < deadline:
         client = paramiko.SSHClient()
-        client.load_host_keys(str(SSH_DIR / "known_hosts"))
+        client.load_host_keys(str(lab.ssh_dir / "known_hosts"))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(host.address, username="root", key_filename=str(client_key),
@@ -264,30 +272,30 @@ def wait_ready(host: LabHost, client_key: Path, deadline: float) -> str:
 
 def up(lab: Lab) -> None:
     tag = ensure_image()
-    client_key = ensure_client_key()
+    client_key = ensure_client_key(lab)
     ensure_bridge(lab)
     for host in lab.hosts:
         ensure_host_link(lab, host)
-        start_host(host, tag, client_key)
+        start_host(lab, host, tag, client_key)
     for site in lab.sites:
         ensure_netns(site)
     write_known_hosts(lab)
     deadline = time.monotonic() + READY_TIMEOUT
     for host in lab.hosts:
-        state = wait_ready(host, client_key, deadline)
+        state = wait_ready(lab, host, client_key, deadline)
         print(f"lab: {host.name} {host.address} ssh ok (pinned host key), systemd {state}")
     print(f"lab: site namespaces: {', '.join(lab.sites) or 'none'}")
 
 
 def down(lab: Lab) -> None:
     """Remove every container, namespace and link the lab made; fine when there is no lab."""
-    ids = run("podman", "ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
+    ids = run("podman", "ps", "-aq", "--filter", f"label={lab.label}", check=False).split()
     if ids:
         run("podman", "rm", "-f", "-t", "5", *ids)
     names = {h.netns for h in lab.hosts} | set(lab.sites)
-    # Also namespaces left by an older lab layout (same prefix, possibly other hosts/tenants).
-    names |= {n for n in os.listdir("/run/netns") if n.startswith("bh-")} if Path(
-        "/run/netns").is_dir() else set()
+    # Also namespaces of this lab's prefix left by an earlier topology (other hosts/tenants).
+    if Path("/run/netns").is_dir():
+        names |= {n for n in os.listdir("/run/netns") if n.startswith(f"{lab.prefix}-")}
     for name in sorted(names):
         if Path("/run/netns", name).exists():
             run("ip", "netns", "delete", name)
@@ -296,25 +304,28 @@ def down(lab: Lab) -> None:
             run("ip", "link", "delete", host.host_veth)
     if exists("ip", "link", "show", lab.bridge):
         run("ip", "link", "delete", lab.bridge)
-    for path in SSH_DIR.glob("host_*"):
+    for path in lab.ssh_dir.glob("host_*"):
         path.unlink()
-    (SSH_DIR / "known_hosts").unlink(missing_ok=True)
-    print("lab: down")
+    (lab.ssh_dir / "known_hosts").unlink(missing_ok=True)
+    print(f"lab: {lab.prefix} down")
 
 
 def status(lab: Lab) -> None:
-    print(run("podman", "ps", "-a", "--filter", f"label={LABEL}",
+    print(run("podman", "ps", "-a", "--filter", f"label={lab.label}",
               "--format", "{{.Names}}\t{{.Status}}\t{{.Image}}", check=False), end="")
     print(run("ip", "netns", "list", check=False), end="")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", type=Path, default=ROOT / "inventories" / "lab",
+                        help="lab inventory directory (default: inventories/lab)")
     parser.add_argument("command", choices=["up", "down", "status", "image"])
-    command = parser.parse_args().command
+    args = parser.parse_args()
+    command = args.command
     if os.geteuid() != 0:
         raise SystemExit("lab: must run as root (network namespaces, podman)")
-    lab = load_lab()
+    lab = load_lab(args.inventory)
     if command == "image":
         print(ensure_image())
     else:

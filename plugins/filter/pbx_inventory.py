@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+_MODEL_NAME = "_bulkhead_pbx_common_tenant_model"
+_MODEL_PATH = Path(__file__).resolve().parents[1] / "module_utils/pbx_common/tenant_model.py"
+
+
+def _load_inventory_errors() -> Callable[[Any, Any, Any], list[str]]:
+    """Load tenant_model.py from the sibling module_utils directory.
+
+    ansible.cfg's module_utils path only feeds module payloads (AnsiballZ); on the controller
+    `ansible.module_utils.pbx_common` is not importable, so load the file by path (once).
+    """
+    module = sys.modules.get(_MODEL_NAME)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(_MODEL_NAME, _MODEL_PATH)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {_MODEL_PATH}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_MODEL_NAME] = module  # dataclasses resolve annotations through sys.modules
+        spec.loader.exec_module(module)
+    return module.inventory_errors
+
+
+inventory_errors = _load_inventory_errors()
+
 DOCUMENTATION = r"""
 name: pbx_inventory_errors
 short_description: Validate the Bulkhead tenant inventory
@@ -10,8 +41,8 @@ author: Bulkhead maintainers
 description:
   - Checks every tenant mapping (one C(inventories/<env>/tenants/<slug>.yml) file each) and
     the tenant set as a whole, and returns the list of problems found.
-  - Each problem reads C(<file> (tenant <slug>\): <field>: <what is wrong>). An empty list
-    means the inventory is valid.
+  - 'Each problem reads "<file> (tenant <slug>): <field>: <what is wrong>". An empty list
+    means the inventory is valid.'
   - Checks field presence and types, unknown fields, slug vs. file name, unique C(slug),
     C(id), C(sip_domain), C(segment.vni) and C(segment.vlan), subnet shape and special
     ranges, subnet overlaps between tenants and with O(reserved_networks), and each
@@ -55,32 +86,25 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - One message per problem, in the form C(<file> (tenant <slug>\): <field>: <problem>);
-      C(?) stands for a missing or invalid slug.
+    - 'One message per problem, in the form "<file> (tenant <slug>): <field>: <problem>";
+      the slug reads C(?) when it is missing or invalid.'
     - Empty when the inventory is valid.
   type: list
   elements: string
   sample:
-    - "tenants/acme.yml (tenant acme): subnet: 172.20.1.0/24 overlaps tenants/globex.yml
-      (tenant globex) subnet 172.20.0.0/16"
+    - "tenants/globex.yml (tenant globex): id: 1 is already used by tenants/acme.yml (tenant acme)"
 """
-
-from collections.abc import Mapping
-from typing import Any
-
-from ansible.errors import AnsibleFilterError
-from ansible.module_utils.pbx_common.tenant_model import inventory_errors
 
 
 def _require_list(value: Any, name: str, elements: type | None = None) -> None:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+    # Only the argument shapes are enforced here; bad tenant *data* is reported, not raised.
+    if not isinstance(value, (list, tuple)):
         raise AnsibleFilterError(f"pbx_inventory_errors: {name} must be a list, "
                                  f"got {type(value).__name__}")
-    if elements is not None:
-        wrong = [item for item in value if not isinstance(item, elements)]
-        if wrong:
+    for item in value if elements else ():
+        if not isinstance(item, elements):
             raise AnsibleFilterError(f"pbx_inventory_errors: {name} must contain only "
-                                     f"{elements.__name__} items, got {wrong[0]!r}")
+                                     f"{elements.__name__} items, got {item!r:.60}")
 
 
 def pbx_inventory_errors(tenants: Any, pbx_hosts: Any,

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+
+import yaml
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
 DOCUMENTATION = r"""
 name: tenants
 short_description: Load Bulkhead tenants, one YAML file per tenant
@@ -31,13 +38,6 @@ EXAMPLES = r"""
 plugin: tenants
 tenants_dir: tenants
 """
-
-import os
-import re
-
-import yaml
-from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin
 
 # Group names are made only from well-formed slugs; anything else is validation's business.
 _GROUPABLE_SLUG = re.compile(r"^[a-z][a-z0-9]{1,10}$")

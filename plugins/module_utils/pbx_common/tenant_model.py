@@ -285,6 +285,10 @@ def _check_tenant(tenant: object, index: int, pbx_hosts: frozenset[str],
     if not isinstance(tenant, Mapping):
         report("tenant", f"must be a mapping of tenant fields, got {_kind(tenant)}")
         return result
+    if "_content" in tenant:  # the inventory plugin wraps files that hold no mapping
+        report("tenant", "file must hold a mapping of tenant fields, "
+                         f"got {_kind(tenant['_content'])}")
+        return result
     values = result.values
     values.update(_check_fields(tenant, TENANT_FIELDS, "", report))
     if "segment" in values:
