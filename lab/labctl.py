@@ -247,23 +247,29 @@ def start_host(lab: Lab, host: LabHost, tag: str, client_key: Path) -> None:
     run("podman", "start", host.netns)
 
 
-def wait_ready(lab: Lab, host: LabHost, client_key: Path, deadline: float) -> str:
+def ssh(lab: Lab, host: LabHost, command: str) -> str:
+    """Run one command over SSH, accepting only the host key pinned in the lab known_hosts."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(lab.ssh_dir / "known_hosts"))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(host.address, username="root", key_filename=str(lab.ssh_dir / "id_ed25519"),
+                       timeout=5, allow_agent=False, look_for_keys=False)
+        _, out, _ = client.exec_command(command, timeout=60)
+        return out.read().decode().strip()
+    finally:
+        client.close()
+
+
+def wait_ready(lab: Lab, host: LabHost, deadline: float) -> str:
     """Prove the host answers SSH with its pinned key and that systemd finished booting."""
     last_error = ""
     while time.monotonic() < deadline:
-        client = paramiko.SSHClient()
-        client.load_host_keys(str(lab.ssh_dir / "known_hosts"))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(host.address, username="root", key_filename=str(client_key),
-                           timeout=5, allow_agent=False, look_for_keys=False)
-            _, out, _ = client.exec_command("systemctl is-system-running --wait", timeout=60)
-            return out.read().decode().strip()
+            return ssh(lab, host, "systemctl is-system-running --wait")
         except (OSError, paramiko.SSHException) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             time.sleep(1)
-        finally:
-            client.close()
     raise SystemExit(f"lab: {host.name} ({host.address}) not ready over SSH: {last_error}")
 
 
@@ -282,7 +288,7 @@ def up(lab: Lab) -> None:
     write_known_hosts(lab)
     deadline = time.monotonic() + READY_TIMEOUT
     for host in lab.hosts:
-        state = wait_ready(lab, host, client_key, deadline)
+        state = wait_ready(lab, host, deadline)
         print(f"lab: {host.name} {host.address} ssh ok (pinned host key), systemd {state}")
     print(f"lab: site namespaces: {', '.join(lab.sites) or 'none'}")
 
@@ -310,6 +316,19 @@ def down(lab: Lab) -> None:
     print(f"lab: {lab.prefix} down")
 
 
+def summary(lab: Lab) -> None:
+    """What the lab holds now, read from the hosts themselves over SSH."""
+    print(f"\nBulkhead lab '{lab.prefix}': bridge {lab.bridge} {lab.gateway}")
+    for host in lab.hosts:
+        release = ssh(lab, host, "cat /etc/bulkhead/release 2>/dev/null | grep -v '^#'")
+        state = ssh(lab, host, "systemctl is-system-running")
+        print(f"  host {host.name:<8} {host.address:<15} ssh pinned-key ok  systemd {state:<9}"
+              f" {release or 'not converged'}")
+    for site in lab.sites:
+        print(f"  site namespace {site}")
+    print("  reach a host: ansible -i inventories/lab pbx1 -m ping")
+
+
 def status(lab: Lab) -> None:
     print(run("podman", "ps", "-a", "--filter", f"label={lab.label}",
               "--format", "{{.Names}}\t{{.Status}}\t{{.Image}}", check=False), end="")
@@ -320,7 +339,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", type=Path, default=ROOT / "inventories" / "lab",
                         help="lab inventory directory (default: inventories/lab)")
-    parser.add_argument("command", choices=["up", "down", "status", "image"])
+    parser.add_argument("command", choices=["up", "down", "status", "summary", "image"])
     args = parser.parse_args()
     command = args.command
     if os.geteuid() != 0:
@@ -329,7 +348,7 @@ def main() -> None:
     if command == "image":
         print(ensure_image())
     else:
-        {"up": up, "down": down, "status": status}[command](lab)
+        {"up": up, "down": down, "status": status, "summary": summary}[command](lab)
 
 
 if __name__ == "__main__":

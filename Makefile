@@ -1,0 +1,40 @@
+# The README's two commands are `make lab` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: bootstrap lab lab-up lab-down lint unit integration molecule test
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## Boot the embedded lab and converge it with site.yml.
+lab: bootstrap lab-up
+	ansible-playbook -i inventories/lab playbooks/site.yml
+	python lab/labctl.py summary
+
+lab-up:
+	python lab/labctl.py up
+
+lab-down: bootstrap
+	python lab/labctl.py down
+
+lint:
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	mypy
+
+unit:
+	pytest -q tests/unit
+
+integration:
+	pytest -q tests/integration
+
+molecule:
+	molecule test -s default
+
+## Everything CI runs.
+test: bootstrap lint unit integration molecule
