@@ -35,7 +35,7 @@ class SIPProtocolError(Exception):
         return f"SIPProtocolError({self.status!r}, {self.reason!r}, fatal={self.fatal!r})"
 
     def dropped(self) -> SIPProtocolError:
-        """The same error, demoted to "drop silently" (used once input is known to be a response)."""
+        """The same error demoted to "drop silently" (once input is known to be a response)."""
         if self.status is None:
             return self
         return SIPProtocolError(None, self.reason, fatal=self.fatal)

@@ -161,7 +161,7 @@ class Via:
 
     @property
     def rport(self) -> int | None:
-        """The ``rport`` value, if it has one (a bare ``;rport`` is a request: see :attr:`wants_rport`)."""
+        """The ``rport`` value if it has one (bare ``;rport``: see :attr:`wants_rport`)."""
         value = self.params.get("rport")
         return None if value is None else int(value)
 
@@ -271,7 +271,7 @@ def parse_call_id(value: str) -> str:
 
 
 def parse_max_forwards(value: str) -> int:
-    """Parse ``Max-Forwards`` (0–255; larger values are rejected, RFC 4475 §3.1.2.4)."""
+    """Parse ``Max-Forwards`` (0-255; larger values are rejected, RFC 4475 §3.1.2.4)."""
     return _bounded_int(value, MAX_FORWARDS_LIMIT, "Max-Forwards")
 
 
@@ -309,8 +309,9 @@ class NameAddr:
         return _param_value(self.params, name)
 
     def with_tag(self, tag: str) -> NameAddr:
-        return NameAddr(uri=self.uri, display_name=self.display_name,
-                        params=self.params.with_param("tag", tag))
+        return NameAddr(
+            uri=self.uri, display_name=self.display_name, params=self.params.with_param("tag", tag)
+        )
 
 
 def _after_laquot(text: str, display: str | None) -> NameAddr:

@@ -323,8 +323,13 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
     params = _parse_uri_params(param_text) if semi else EMPTY_PARAMS
     headers = _parse_uri_headers(header_text) if qmark else ()
     return SipUri(
-        scheme=scheme, user=user, password=password, host=host, port=port,
-        params=params, headers=headers,
+        scheme=scheme,
+        user=user,
+        password=password,
+        host=host,
+        port=port,
+        params=params,
+        headers=headers,
     )
 
 

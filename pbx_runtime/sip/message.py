@@ -1,0 +1,395 @@
+"""SIP messages as frozen dataclasses, header access helpers, serialization and responses.
+
+Headers are kept exactly in arrival order as ``(name, value)`` pairs with the name as written
+(``"v"``, ``"TO"``...) and the value unfolded. Look-ups go through :func:`header_key`, so
+``msg.get("Call-ID")``, ``msg.get("i")`` and ``msg.get("call-id")`` are the same.
+
+Parsed accessors (``via``, ``cseq``, ``call_id``, ``from_``, ``to``, ``contact``, ``max_forwards``,
+``content_length``) are filled by the parser after validation; on a message built by hand they
+are computed on first use and raise :class:`SIPProtocolError` if the header is malformed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Self
+
+from .abnf import LIST_HEADERS, REASON_PHRASES, canonical_name, header_key, is_token, split_list
+from .errors import SIPProtocolError
+from .headers import (
+    ContactValue,
+    CSeq,
+    NameAddr,
+    Via,
+    parse_call_id,
+    parse_contact_list,
+    parse_cseq,
+    parse_max_forwards,
+    parse_name_addr,
+    parse_non_negative,
+    parse_via_list,
+)
+from .uri import URI
+
+__all__ = [
+    "DIALOG_CREATING_METHODS",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "build_response",
+    "serialize",
+]
+
+Headers = tuple[tuple[str, str], ...]
+
+#: Methods whose 101-299 responses carry Record-Route back (RFC 3261 §12.1.1, RFC 6665, 3515).
+DIALOG_CREATING_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+
+
+class _Parsed:
+    """Per-message cache of parsed header views (mutable, private, excluded from equality)."""
+
+    __slots__ = (
+        "call_id",
+        "contact",
+        "content_length",
+        "cseq",
+        "from_",
+        "index",
+        "max_forwards",
+        "to",
+        "via",
+    )
+
+    def __init__(self) -> None:
+        self.index: dict[str, list[int]] | None = None
+        self.via: tuple[Via, ...] | None = None
+        self.cseq: CSeq | None = None
+        self.call_id: str | None = None
+        self.from_: NameAddr | None = None
+        self.to: NameAddr | None = None
+        self.contact: tuple[ContactValue, ...] | None = None
+        self.max_forwards: int | None = None
+        self.content_length: int | None = None
+
+
+def build_index(headers: Headers) -> dict[str, list[int]]:
+    """Map each :func:`header_key` to the positions of its fields in *headers*."""
+    index: dict[str, list[int]] = {}
+    for position, (name, _) in enumerate(headers):
+        key = header_key(name)
+        slot = index.get(key)
+        if slot is None:
+            index[key] = [position]
+        else:
+            slot.append(position)
+    return index
+
+
+class _MessageBase:
+    """Header look-ups and parsed accessors shared by :class:`Request` and :class:`Response`."""
+
+    __slots__ = ()
+
+    headers: Headers
+    body: bytes
+    _parsed: _Parsed
+
+    # -- raw header access ---------------------------------------------------------------------
+
+    def _positions(self, name: str) -> list[int]:
+        parsed = self._parsed
+        if parsed.index is None:
+            parsed.index = build_index(self.headers)
+        return parsed.index.get(header_key(name), [])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Value of the first *name* header field (any spelling or compact form), or *default*."""
+        positions = self._positions(name)
+        return self.headers[positions[0]][1] if positions else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of *name*, in order.
+
+        For list headers (Via, Contact, Route, Supported, ...) comma-separated values are split,
+        so ``Via: a, b`` and two ``Via`` lines give the same result.
+        """
+        values = [self.headers[i][1] for i in self._positions(name)]
+        if header_key(name) not in LIST_HEADERS:
+            return values
+        return [item for value in values for item in split_list(value)]
+
+    def has(self, name: str) -> bool:
+        return bool(self._positions(name))
+
+    @property
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
+        """A copy with *headers* as its whole header list (parsed views recomputed lazily)."""
+        raise NotImplementedError
+
+    def with_header(self, name: str, value: str, *, first: bool = False) -> Self:
+        """A copy with one more header field, appended (or put first)."""
+        entry = ((name, value),)
+        return self.with_headers(entry + self.headers if first else self.headers + entry)
+
+    def without_header(self, name: str) -> Self:
+        """A copy without any *name* header field."""
+        key = header_key(name)
+        return self.with_headers(h for h in self.headers if header_key(h[0]) != key)
+
+    def replace_header(self, name: str, value: str) -> Self:
+        """A copy where *name* has exactly one field, at the first old position (else appended)."""
+        key = header_key(name)
+        out: list[tuple[str, str]] = []
+        placed = False
+        for header in self.headers:
+            if header_key(header[0]) == key:
+                if not placed:
+                    out.append((name, value))
+                    placed = True
+            else:
+                out.append(header)
+        if not placed:
+            out.append((name, value))
+        return self.with_headers(out)
+
+    def _single(self, name: str) -> str:
+        positions = self._positions(name)
+        if not positions:
+            raise SIPProtocolError(400, f"missing {canonical_name(name)}")
+        if len(positions) > 1:
+            raise SIPProtocolError(400, f"more than one {canonical_name(name)}")
+        return self.headers[positions[0]][1]
+
+    # -- parsed accessors ------------------------------------------------------------------------
+
+    @property
+    def via(self) -> tuple[Via, ...]:
+        """Every Via, topmost first."""
+        parsed = self._parsed
+        if parsed.via is None:
+            values = [self.headers[i][1] for i in self._positions("via")]
+            parsed.via = tuple(v for value in values for v in parse_via_list(value))
+        return parsed.via
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.via
+        if not vias:
+            raise SIPProtocolError(400, "missing Via")
+        return vias[0]
+
+    @property
+    def cseq(self) -> CSeq:
+        parsed = self._parsed
+        if parsed.cseq is None:
+            parsed.cseq = parse_cseq(self._single("cseq"))
+        return parsed.cseq
+
+    @property
+    def call_id(self) -> str:
+        parsed = self._parsed
+        if parsed.call_id is None:
+            parsed.call_id = parse_call_id(self._single("call-id"))
+        return parsed.call_id
+
+    @property
+    def from_(self) -> NameAddr:
+        """The From header (``from`` is a Python keyword)."""
+        parsed = self._parsed
+        if parsed.from_ is None:
+            parsed.from_ = parse_name_addr(self._single("from"))
+        return parsed.from_
+
+    @property
+    def to(self) -> NameAddr:
+        parsed = self._parsed
+        if parsed.to is None:
+            parsed.to = parse_name_addr(self._single("to"))
+        return parsed.to
+
+    @property
+    def contact(self) -> tuple[ContactValue, ...]:
+        """Every Contact address in order; ``("*",)`` for the REGISTER wildcard."""
+        parsed = self._parsed
+        if parsed.contact is None:
+            values = [self.headers[i][1] for i in self._positions("contact")]
+            contacts = tuple(c for value in values for c in parse_contact_list(value))
+            if "*" in contacts and len(contacts) > 1:
+                raise SIPProtocolError(400, "Contact '*' must stand alone")
+            parsed.contact = contacts
+        return parsed.contact
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards, or ``None`` when absent (RFC 2543 peers, RFC 4475 §3.4.1)."""
+        parsed = self._parsed
+        if parsed.max_forwards is None:
+            if not self._positions("max-forwards"):
+                return None
+            parsed.max_forwards = parse_max_forwards(self._single("max-forwards"))
+        return parsed.max_forwards
+
+    @property
+    def content_length(self) -> int:
+        """Length of :attr:`body` (what the serializer writes, whatever the header said)."""
+        return len(self.body)
+
+    @property
+    def expires(self) -> int | None:
+        """The Expires header in seconds, ``None`` when absent; 400 if malformed or > 2**32-1."""
+        if not self._positions("expires"):
+            return None
+        return parse_non_negative(self._single("expires").strip(" \t"), what="Expires")
+
+    def name_addrs(self, name: str) -> tuple[NameAddr, ...]:
+        """Every address of a name-addr list header (Route, Record-Route, Path, ...)."""
+        values = [self.headers[i][1] for i in self._positions(name)]
+        out: list[NameAddr] = []
+        for value in values:
+            for item in split_list(value, strict=True):
+                out.append(parse_name_addr(item))
+        return tuple(out)
+
+    @property
+    def route(self) -> tuple[NameAddr, ...]:
+        return self.name_addrs("route")
+
+    @property
+    def record_route(self) -> tuple[NameAddr, ...]:
+        return self.name_addrs("record-route")
+
+    def tokens(self, name: str) -> list[str]:
+        """Comma-separated option tags of Require/Supported/Proxy-Require/Allow/..., as written."""
+        return [item for value in self.get_all(name) for item in split_list(value)]
+
+    def to_bytes(self) -> bytes:
+        """Wire form; see :func:`serialize`."""
+        return serialize(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Request(_MessageBase):
+    """A SIP request. :attr:`uri` is the parsed Request-URI (SIP, SIPS or tel)."""
+
+    method: str
+    uri: URI
+    headers: Headers = ()
+    body: bytes = b""
+    _parsed: _Parsed = field(
+        default_factory=_Parsed, init=False, repr=False, compare=False, hash=False
+    )
+
+    @property
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
+
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
+        return dataclasses.replace(self, headers=tuple(headers))
+
+
+@dataclass(frozen=True, slots=True)
+class Response(_MessageBase):
+    """A SIP response."""
+
+    status: int
+    reason: str = ""
+    headers: Headers = ()
+    body: bytes = b""
+    _parsed: _Parsed = field(
+        default_factory=_Parsed, init=False, repr=False, compare=False, hash=False
+    )
+
+    @property
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
+        return dataclasses.replace(self, headers=tuple(headers))
+
+
+Message = Request | Response
+
+
+def serialize(message: _MessageBase) -> bytes:
+    """Render *message* to bytes with a correct Content-Length.
+
+    Existing Content-Length fields are dropped and one is written with ``len(body)`` at the
+    position of the first old one (keeping its spelling, e.g. compact ``l``), else last.
+
+    :raises ValueError: a header name is not a token, or a name/value/start line contains CR, LF
+        or NUL (header injection).
+    """
+    body = message.body
+    lines = [message.start_line]
+    wrote_length = False
+    for name, value in message.headers:
+        if header_key(name) == "content-length":
+            if not wrote_length:
+                lines.append(f"{name}: {len(body)}")
+                wrote_length = True
+            continue
+        if not is_token(name):
+            raise ValueError(f"header name {name!r} is not a token")
+        lines.append(f"{name}: {value}")
+    if not wrote_length:
+        lines.append(f"Content-Length: {len(body)}")
+    head = "\r\n".join(lines)
+    separators = len(lines) - 1
+    if head.count("\r") != separators or head.count("\n") != separators or "\x00" in head:
+        raise ValueError("CR, LF or NUL inside a start line or header field")
+    return head.encode("utf-8") + b"\r\n\r\n" + body
+
+
+def new_tag() -> str:
+    """A fresh random tag (64 bits, hex) for To/From (RFC 3261 §19.3 asks for ≥ 32 bits)."""
+    return secrets.token_hex(8)
+
+
+def build_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    copy_record_route: bool | None = None,
+) -> Response:
+    """Build a response to *request* (RFC 3261 §8.2.6.2).
+
+    Copies every Via (in order), From, To, Call-ID and CSeq. For any status above 100 a To
+    without a tag gets *to_tag* (a random one when ``None``); a To that already has a tag keeps
+    it. Record-Route is copied for 101-299 answers to dialog-creating methods unless
+    *copy_record_route* says otherwise. *headers* are appended; Content-Length is written by
+    :func:`serialize`.
+    """
+    if not 100 <= status <= 699:
+        raise ValueError(f"status {status} is outside 100-699")
+    if reason is None:
+        reason = REASON_PHRASES.get(status, "Unknown")
+    if copy_record_route is None:
+        copy_record_route = 100 < status < 300 and request.method in DIALOG_CREATING_METHODS
+    out: list[tuple[str, str]] = [("Via", value) for value in _values(request, "via")]
+    out.extend(("From", value) for value in _values(request, "from"))
+    for value in _values(request, "to"):
+        if status > 100 and request.to.tag is None:
+            value = f"{value};tag={to_tag if to_tag is not None else new_tag()}"
+        out.append(("To", value))
+    out.extend(("Call-ID", value) for value in _values(request, "call-id"))
+    out.extend(("CSeq", value) for value in _values(request, "cseq"))
+    if copy_record_route:
+        out.extend(("Record-Route", value) for value in _values(request, "record-route"))
+    out.extend(headers)
+    return Response(status=status, reason=reason, headers=tuple(out), body=body)
+
+
+def _values(message: Message, key: str) -> list[str]:
+    return [message.headers[i][1] for i in message._positions(key)]
