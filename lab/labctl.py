@@ -51,12 +51,23 @@ class LabHost:
 
 
 @dataclass(frozen=True)
+class Site:
+    """A tenant's office network: a namespace on the tenant's VXLAN segment, phones live here."""
+
+    netns: str
+    link: str  # VXLAN link, created on the lab bridge's address, then moved into the netns
+    vni: int | None
+    address: ipaddress.IPv4Interface  # the 100th address of the tenant subnet
+    peers: tuple[str, ...]  # underlay addresses of the PBX hosts serving the tenant
+
+
+@dataclass(frozen=True)
 class Lab:
     prefix: str
     bridge: str
     gateway: ipaddress.IPv4Interface
     hosts: tuple[LabHost, ...]
-    sites: tuple[str, ...]  # site namespace names, one per lab tenant
+    sites: tuple[Site, ...]  # one per lab tenant
 
     @property
     def label(self) -> str:
@@ -73,14 +84,26 @@ def load_lab(inventory: Path) -> Lab:
     pbx = hosts_yml["all"]["children"]["pbx_hosts"]["hosts"]
     settings = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
     prefix = settings["lab_prefix"]
-    slugs = sorted(p.stem for p in (inventory / "tenants").glob("*.yml"))
+    hosts = tuple(LabHost(name, str(v["ansible_host"]), f"{prefix}-{name}")
+                  for name, v in sorted(pbx.items()))
+    underlay = {host.name: host.address for host in hosts}
+    sites = []
+    for path in sorted((inventory / "tenants").glob("*.yml")):
+        tenant = yaml.safe_load(path.read_text())
+        subnet = ipaddress.ip_network(tenant["subnet"])
+        sites.append(Site(
+            netns=f"{prefix}-site-{tenant['slug']}",
+            link=f"{prefix}-vs{tenant['id']}",
+            vni=tenant["segment"].get("vni"),
+            address=ipaddress.IPv4Interface(f"{subnet[100]}/{subnet.prefixlen}"),
+            peers=tuple(underlay[h] for h in sorted(tenant["addresses"]) if h in underlay),
+        ))
     return Lab(
         prefix=prefix,
         bridge=settings["lab_bridge"],
         gateway=ipaddress.IPv4Interface(settings["lab_gateway"]),
-        hosts=tuple(LabHost(name, str(v["ansible_host"]), f"{prefix}-{name}")
-                    for name, v in sorted(pbx.items())),
-        sites=tuple(f"{prefix}-site-{slug}" for slug in slugs),
+        hosts=hosts,
+        sites=tuple(sites),
     )
 
 
@@ -189,6 +212,22 @@ def write_known_hosts(lab: Lab) -> None:
     (lab.ssh_dir / "known_hosts").write_text("".join(lines))
 
 
+def ensure_pki_passphrase(lab: Lab) -> Path:
+    """The lab's stand-in for the vaulted CA passphrase: random, made once, never committed."""
+    import secrets  # here, not at the top: the header is part of the image recipe hash
+
+    state_dir = ROOT / ".lab" / lab.prefix
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / "pki-passphrase"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 # --- network -----------------------------------------------------------------------------
 
 
@@ -216,6 +255,22 @@ def ensure_host_link(lab: Lab, host: LabHost) -> None:
     run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0")
     run("ip", "-n", host.netns, "link", "set", "eth0", "up")
     run("ip", "link", "set", host.host_veth, "master", lab.bridge, "up")
+
+
+def ensure_site(lab: Lab, site: Site) -> None:
+    """The site namespace, on its tenant's VXLAN segment and on nothing else."""
+    ensure_netns(site.netns)
+    if site.vni is None or exists("ip", "-n", site.netns, "link", "show", "seg0"):
+        return
+    run("ip", "link", "add", site.link, "type", "vxlan", "id", str(site.vni),
+        "local", str(lab.gateway.ip), "dev", lab.bridge, "dstport", "4789", "nolearning")
+    run("ip", "link", "set", site.link, "netns", site.netns)
+    run("ip", "-n", site.netns, "link", "set", site.link, "name", "seg0")
+    for peer in site.peers:
+        run("ip", "netns", "exec", site.netns, "bridge", "fdb", "append", "00:00:00:00:00:00",
+            "dev", "seg0", "dst", peer)
+    run("ip", "-n", site.netns, "addr", "add", str(site.address), "dev", "seg0")
+    run("ip", "-n", site.netns, "link", "set", "seg0", "up")
 
 
 # --- containers --------------------------------------------------------------------------
@@ -279,18 +334,20 @@ def wait_ready(lab: Lab, host: LabHost, deadline: float) -> str:
 def up(lab: Lab) -> None:
     tag = ensure_image()
     client_key = ensure_client_key(lab)
+    ensure_pki_passphrase(lab)
     ensure_bridge(lab)
     for host in lab.hosts:
         ensure_host_link(lab, host)
         start_host(lab, host, tag, client_key)
     for site in lab.sites:
-        ensure_netns(site)
+        ensure_site(lab, site)
     write_known_hosts(lab)
     deadline = time.monotonic() + READY_TIMEOUT
     for host in lab.hosts:
         state = wait_ready(lab, host, deadline)
         print(f"lab: {host.name} {host.address} ssh ok (pinned host key), systemd {state}")
-    print(f"lab: site namespaces: {', '.join(lab.sites) or 'none'}")
+    for site in lab.sites:
+        print(f"lab: site {site.netns} {site.address} on VNI {site.vni}")
 
 
 def down(lab: Lab) -> None:
@@ -298,7 +355,7 @@ def down(lab: Lab) -> None:
     ids = run("podman", "ps", "-aq", "--filter", f"label={lab.label}", check=False).split()
     if ids:
         run("podman", "rm", "-f", "-t", "5", *ids)
-    names = {h.netns for h in lab.hosts} | set(lab.sites)
+    names = {h.netns for h in lab.hosts} | {s.netns for s in lab.sites}
     # Also namespaces of this lab's prefix left by an earlier topology (other hosts/tenants).
     if Path("/run/netns").is_dir():
         names |= {n for n in os.listdir("/run/netns") if n.startswith(f"{lab.prefix}-")}
@@ -325,7 +382,7 @@ def summary(lab: Lab) -> None:
         print(f"  host {host.name:<8} {host.address:<15} ssh pinned-key ok  systemd {state:<9}"
               f" {release or 'not converged'}")
     for site in lab.sites:
-        print(f"  site namespace {site}")
+        print(f"  site {site.netns:<15} {site.address} (phones; tenant segment VNI {site.vni})")
     print("  reach a host: ansible -i inventories/lab pbx1 -m ping")
 
 

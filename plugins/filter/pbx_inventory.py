@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-_MODEL_NAME = "_bulkhead_pbx_common_tenant_model"
-_MODEL_PATH = Path(__file__).resolve().parents[1] / "module_utils/pbx_common/tenant_model.py"
-
-
-def _load_inventory_errors() -> Callable[[Any, Any, Any], list[str]]:
-    """Load tenant_model.py from the sibling module_utils directory.
-
-    ansible.cfg's module_utils path only feeds module payloads (AnsiballZ); on the controller
-    `ansible.module_utils.pbx_common` is not importable, so load the file by path (once).
-    """
-    module = sys.modules.get(_MODEL_NAME)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(_MODEL_NAME, _MODEL_PATH)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {_MODEL_PATH}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_MODEL_NAME] = module  # dataclasses resolve annotations through sys.modules
-        spec.loader.exec_module(module)
-    return module.inventory_errors
-
-
-inventory_errors = _load_inventory_errors()
+# The pure logic lives in plugins/module_utils; on the controller it is a plain package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
+from pbx_common.tenant_model import inventory_errors
 
 DOCUMENTATION = r"""
 name: pbx_inventory_errors

@@ -43,11 +43,6 @@ SPECIAL_NETWORKS = tuple(
 )
 
 
-def netns_name(slug: str) -> str:
-    """Network namespace (and veth prefix) holding the tenant's runtime."""
-    return f"tn-{slug}"
-
-
 def is_valid_slug(value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(SLUG_PATTERN, value) is not None
 
@@ -104,6 +99,20 @@ def _choice(*choices: str) -> Parser:
         if not isinstance(value, str) or value not in choices:
             raise _Invalid(f"{_show(value)} must be one of: {', '.join(choices)}")
         return str(value)
+
+    return parse
+
+
+def _subset(*choices: str) -> Parser:
+    def parse(value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            raise _Invalid(f"must be a non-empty list of: {', '.join(choices)}")
+        for item in value:
+            if item not in choices:
+                raise _Invalid(f"{_show(item)} must be one of: {', '.join(choices)}")
+        if len(set(value)) != len(value):
+            raise _Invalid("lists an item twice")
+        return list(value)
 
     return parse
 
@@ -179,6 +188,8 @@ TENANT_FIELDS: dict[str, _Field] = {
     "segment": _Field(_mapping, required=True),
     "subnet": _Field(_subnet, required=True),
     "addresses": _Field(_mapping, required=True),
+    # SIP over TLS only unless the tenant opts in to plain transports (an audited opt-out).
+    "sip_transports": _Field(_subset("tls", "tcp", "udp")),
 }
 
 SEGMENT_FIELDS: dict[str, _Field] = {

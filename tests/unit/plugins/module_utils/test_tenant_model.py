@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from netaddr import IPAddress, IPNetwork
-from pbx_common.tenant_model import SLUG_PATTERN, inventory_errors, netns_name
+from pbx_common.compartment import netns_name
+from pbx_common.tenant_model import SLUG_PATTERN, inventory_errors
 
 HOSTS = ["pbx1", "pbx2"]
 RESERVED = ["10.254.0.0/24"]
@@ -368,3 +369,26 @@ def test_filter_rejects_wrong_argument_types(pbx_filter, args):
 
     with pytest.raises(AnsibleFilterError):
         pbx_filter(*args)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([], "non-empty list"),
+        ("tls", "non-empty list"),
+        (["tls", "sctp"], "'sctp' must be one of"),
+        (["tls", "tls"], "twice"),
+    ],
+)
+def test_sip_transports_rules(
+    tenants: list[dict[str, Any]], value: object, problem: str
+) -> None:
+    tenants[0]["sip_transports"] = value
+    errors = check(tenants)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{ACME}: sip_transports:") and problem in errors[0]
+
+
+def test_sip_transports_opt_in_is_valid(tenants: list[dict[str, Any]]) -> None:
+    tenants[0]["sip_transports"] = ["tls", "udp"]
+    assert check(tenants) == []
