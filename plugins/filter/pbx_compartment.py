@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 # The pure logic lives in plugins/module_utils; on the controller it is a plain package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from pbx_common.compartment import DEFAULT_UPLINK_POOL, compartment_plan
+from pbx_common.compartment import DEFAULT_UPLINK_POOL, compartment_plan, networks_of_version
 
 DOCUMENTATION = r"""
 name: pbx_compartments
@@ -56,8 +56,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: One mapping per tenant (slug, state, netns, segment_type, segment_link, vni,
-    vlan, vlan_parent, subnet, address, peers, uplink_host_ifname, uplink_network,
-    uplink_host_address, uplink_tenant_address).
+    vlan, vlan_parent, subnet, subnet_version, sip_transports, address, peers,
+    uplink_host_ifname, uplink_network, uplink_host_address, uplink_tenant_address).
   type: list
   elements: dict
 """
@@ -78,6 +78,17 @@ def pbx_compartments(
         raise AnsibleFilterError(f"pbx_compartments: {exc} (run validate_inventory first)") from exc
 
 
+def pbx_networks_of_version(cidrs: Any, version: Any) -> list[str]:
+    """Keep the IPv4 (version 4) or IPv6 (version 6) networks of a list of CIDRs."""
+    try:
+        return networks_of_version(cidrs, int(version))
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"pbx_networks_of_version: {exc}") from exc
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"pbx_compartments": pbx_compartments}
+        return {
+            "pbx_compartments": pbx_compartments,
+            "pbx_networks_of_version": pbx_networks_of_version,
+        }

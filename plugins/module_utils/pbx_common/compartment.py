@@ -15,6 +15,7 @@ VXLAN_PORT = 4789
 SEGMENT_IFNAME = "seg0"  # tenant segment, inside the tenant namespace
 UPLINK_IFNAME = "up0"  # uplink veth end, inside the tenant namespace
 DEFAULT_UPLINK_POOL = "169.254.0.0/16"
+DEFAULT_SIP_TRANSPORTS = ("tls",)  # secure by default: plain SIP is a per-tenant opt-in
 
 
 def netns_name(slug: str) -> str:
@@ -44,6 +45,11 @@ def uplink_networks(tenant_id: int, pool: str = DEFAULT_UPLINK_POOL) -> tuple[st
     first = pool_net.first + 4 * tenant_id
     net = IPNetwork((first, 30), version=4)
     return str(net.cidr), f"{net[1]}/30", f"{net[2]}/30"
+
+
+def networks_of_version(cidrs: Iterable[str], version: int) -> list[str]:
+    """The networks of one IP version, canonical (nft sets are typed per family)."""
+    return [str(net.cidr) for net in map(IPNetwork, cidrs) if net.version == version]
 
 
 def serves(tenant: Mapping[str, Any], host: str) -> bool:
@@ -82,6 +88,8 @@ def compartment_plan(
             "vlan": segment.get("vlan"),
             "vlan_parent": segment.get("parent"),
             "subnet": str(subnet.cidr),
+            "subnet_version": subnet.version,
+            "sip_transports": list(tenant.get("sip_transports", DEFAULT_SIP_TRANSPORTS)),
             "address": None,
             "peers": [],
             "uplink_host_ifname": uplink_host_ifname(slug),

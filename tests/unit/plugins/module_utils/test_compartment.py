@@ -55,3 +55,11 @@ def test_uplinks_are_disjoint_and_stable_per_tenant_id() -> None:
 def test_tenant_id_beyond_the_pool_is_refused() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         uplink_networks(64, "10.99.0.0/24")
+
+
+def test_networks_of_version_splits_and_canonicalises() -> None:
+    from pbx_common.compartment import networks_of_version
+
+    cidrs = ["10.254.0.0/24", "2001:db8::/64", "192.0.2.7"]
+    assert networks_of_version(cidrs, 4) == ["10.254.0.0/24", "192.0.2.7/32"]
+    assert networks_of_version(cidrs, 6) == ["2001:db8::/64"]
