@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
-  podman runc debootstrap nftables iproute2 openssh-client python3-venv
+  podman runc debootstrap nftables iproute2 iputils-ping openssh-client python3-venv
   git make ca-certificates
 )
 

@@ -9,7 +9,6 @@ pieces; the delimiting itself is done with ``str.partition``/``split``, not with
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from .errors import SIPProtocolError
 
@@ -239,12 +238,20 @@ SINGLETON_HEADERS: frozenset[str] = frozenset(
 )
 
 
-@lru_cache(maxsize=2048)
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_MAX = 4096
+
+
 def header_key(name: str) -> str:
     """Lookup key for a header name: lower-case, compact forms expanded (``"v"`` → ``"via"``)."""
-    lower = name.lower()
-    compact = COMPACT_FORMS.get(lower)
-    return compact.lower() if compact is not None else lower
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lower = name.lower()
+        compact = COMPACT_FORMS.get(lower)
+        key = compact.lower() if compact is not None else lower
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+            _KEY_CACHE[name] = key
+    return key
 
 
 def canonical_name(name: str) -> str:
@@ -287,7 +294,7 @@ def split_list(value: str, *, strict: bool = False) -> list[str]:
 
     Elements are stripped of surrounding SP/HT. With ``strict=True`` an empty element or an
     unbalanced ``"``/``<`` raises :class:`SIPProtocolError` (400); otherwise empty elements are
-    skipped and an unbalanced piece is kept as text.
+    skipped and everything from an unbalanced ``"``/``<`` on is one last element.
     """
     if '"' not in value and "<" not in value:
         parts = [p.strip(" \t") for p in value.split(",")]
@@ -300,8 +307,13 @@ def split_list(value: str, *, strict: bool = False) -> list[str]:
                 parts.append("".join(current).strip(" \t"))
                 current = []
                 continue
-            if strict and piece in ('"', "<"):
-                raise SIPProtocolError(400, "unbalanced quote or angle bracket in header list")
+            if piece in ('"', "<"):
+                # Unbalanced: no closing quote/bracket exists anywhere after this point, so the
+                # rest is one element. Stopping here keeps the scan linear (no rescans).
+                if strict:
+                    raise SIPProtocolError(400, "unbalanced quote or angle bracket in header list")
+                current.append(value[match.start() :])
+                break
             current.append(piece)
         parts.append("".join(current).strip(" \t"))
     if strict:

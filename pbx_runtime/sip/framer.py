@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .errors import SIPProtocolError
 from .limits import DEFAULT_LIMITS, STATUS_BODY_TOO_LARGE, STATUS_MESSAGE_TOO_LARGE, Limits
-from .message import Request, Response
+from .message import Request, Response, build_index
 from .parser import (
     MessageKind,
     build_message,
@@ -53,7 +53,9 @@ class StreamFramer:
         self._limits = limits
         self._buffer = bytearray()
         self._scan_from = 0
-        self._pending: tuple[MessageKind, str, list[tuple[str, str]], int, int] | None = None
+        self._pending: (
+            tuple[MessageKind, str, list[tuple[str, str]], int, int, dict[str, list[int]]] | None
+        ) = None
         self._error: SIPProtocolError | None = None
 
     @property
@@ -92,8 +94,11 @@ class StreamFramer:
     def feed(self, data: bytes) -> list[StreamEvent | SIPProtocolError]:
         """Receive *data* and return every event now available, errors included, in order.
 
-        Never raises: a fatal error is the last item of the list.
+        Never raises. A fatal error is the last item this framer ever returns: once failed,
+        ``feed`` returns ``[]`` (``next_event`` keeps raising, and :attr:`error` holds it).
         """
+        if self._error is not None:
+            return []
         self.receive_data(data)
         events: list[StreamEvent | SIPProtocolError] = []
         while True:
@@ -135,7 +140,7 @@ class StreamFramer:
                 self._scan_from = max(0, len(buffer) - 3)
                 return None
             self._pending = self._frame_head(head_end)
-        kind, start_line, fields, head_end, length = self._pending
+        kind, start_line, fields, head_end, length, index = self._pending
         total = head_end + 4 + length
         if len(buffer) < total:
             return None
@@ -143,7 +148,7 @@ class StreamFramer:
         del buffer[:total]
         self._pending = None
         self._scan_from = 0
-        return build_message(kind, start_line, fields, body)
+        return build_message(kind, start_line, fields, body, index)
 
     def _kind_of_prefix(self) -> MessageKind | None:
         buffer = self._buffer
@@ -158,7 +163,7 @@ class StreamFramer:
 
     def _frame_head(
         self, head_end: int
-    ) -> tuple[MessageKind, str, list[tuple[str, str]], int, int]:
+    ) -> tuple[MessageKind, str, list[tuple[str, str]], int, int, dict[str, list[int]]]:
         limits = self._limits
         kind = self._kind_of_prefix()
         if kind is None:
@@ -166,12 +171,9 @@ class StreamFramer:
         if head_end > limits.max_message_bytes:
             raise self._fatal(kind, STATUS_MESSAGE_TOO_LARGE, "message head exceeds the limit")
         try:
-            head = bytes(self._buffer[:head_end]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise self._fatal(kind, 400, "message head is not valid UTF-8") from None
-        try:
-            start_line, fields = parse_head(head, limits)
-            length = content_length_of(fields)
+            start_line, fields = parse_head(bytes(self._buffer[:head_end]), limits)
+            index = build_index(fields)
+            length = content_length_of(fields, index)
         except SIPProtocolError as error:
             raise self._fatal(kind, error.status, error.reason) from None
         if length is None:
@@ -180,4 +182,4 @@ class StreamFramer:
             raise self._fatal(kind, STATUS_BODY_TOO_LARGE, "body exceeds the configured limit")
         if head_end + 4 + length > limits.max_message_bytes:
             raise self._fatal(kind, STATUS_MESSAGE_TOO_LARGE, "message exceeds the limit")
-        return kind, start_line, fields, head_end, length
+        return kind, start_line, fields, head_end, length, index

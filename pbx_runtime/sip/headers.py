@@ -254,7 +254,7 @@ def _bounded_int(text: str, maximum: int, what: str) -> int:
 
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; leading zeros allowed, value ≤ 2**32-1."""
-    parts = LWS_SPLIT_RE.split(value.strip(" \t"))
+    parts = value.split() if value.isascii() else LWS_SPLIT_RE.split(value.strip(" \t"))
     if len(parts) != 2:
         raise _bad("malformed CSeq")
     number, method = parts

@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-from .abnf import LIST_HEADERS, REASON_PHRASES, canonical_name, header_key, is_token, split_list
+from .abnf import (
+    _KEY_CACHE,
+    LIST_HEADERS,
+    REASON_PHRASES,
+    canonical_name,
+    header_key,
+    is_token,
+    split_list,
+)
 from .errors import SIPProtocolError
 from .headers import (
     ContactValue,
@@ -77,11 +85,12 @@ class _Parsed:
         self.content_length: int | None = None
 
 
-def build_index(headers: Headers) -> dict[str, list[int]]:
+def build_index(headers: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
     """Map each :func:`header_key` to the positions of its fields in *headers*."""
     index: dict[str, list[int]] = {}
+    cached = _KEY_CACHE.get
     for position, (name, _) in enumerate(headers):
-        key = header_key(name)
+        key = cached(name) or header_key(name)
         slot = index.get(key)
         if slot is None:
             index[key] = [position]
@@ -324,8 +333,8 @@ def serialize(message: _MessageBase) -> bytes:
     Existing Content-Length fields are dropped and one is written with ``len(body)`` at the
     position of the first old one (keeping its spelling, e.g. compact ``l``), else last.
 
-    :raises ValueError: a header name is not a token, or a name/value/start line contains CR, LF
-        or NUL (header injection).
+    :raises ValueError: a header name is not a token, or the start line or a header value
+        contains CR or LF (header injection).
     """
     body = message.body
     lines = [message.start_line]
@@ -343,8 +352,8 @@ def serialize(message: _MessageBase) -> bytes:
         lines.append(f"Content-Length: {len(body)}")
     head = "\r\n".join(lines)
     separators = len(lines) - 1
-    if head.count("\r") != separators or head.count("\n") != separators or "\x00" in head:
-        raise ValueError("CR, LF or NUL inside a start line or header field")
+    if head.count("\r") != separators or head.count("\n") != separators:
+        raise ValueError("CR or LF inside a start line or header field (header injection)")
     return head.encode("utf-8") + b"\r\n\r\n" + body
 
 

@@ -18,7 +18,6 @@ Policy (see ``docs/runtime/sip-parser.md`` for the reasoning):
 from __future__ import annotations
 
 import re
-import secrets
 from enum import Enum
 
 from .abnf import (
@@ -45,7 +44,7 @@ from .headers import (
     parse_via_list,
 )
 from .limits import DEFAULT_LIMITS, STATUS_BODY_TOO_LARGE, STATUS_MESSAGE_TOO_LARGE, Limits
-from .message import Headers, Message, Request, Response, build_index
+from .message import Headers, Message, Request, Response, build_index, new_tag
 from .uri import parse_request_uri
 
 __all__ = [
@@ -57,6 +56,7 @@ __all__ = [
 ]
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_REQUIRED_KEYS = frozenset(_REQUIRED)
 _TAG_RE = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
 
 
@@ -98,64 +98,101 @@ def _ctl_outside_quoted_pair(value: str) -> bool:
     return False
 
 
-def parse_head(head: str, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
-    """Split a decoded head (start line + header lines, without the final CRLFCRLF).
+# Deleting every byte that is neither a control character nor CR/LF leaves, for a clean head,
+# exactly one CRLF per line break: one C-speed pass checks line structure and control chars.
+_NOT_CTL = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b <= 0x7E or b >= 0x80)
+_NAME_OK: set[str] = set()
+_NAME_OK_MAX = 4096
 
-    Returns the start line and the header fields with continuation lines unfolded (each
-    ``CRLF 1*WSP`` becomes one SP). Enforces CRLF-only line structure, token header names, the
-    field count and field length limits.
+
+def _check_name(name: str, colon: str) -> None:
+    if not colon:
+        raise SIPProtocolError(400, "header line without a colon")
+    if TOKEN_RE.fullmatch(name.rstrip(" \t")) is None:
+        raise SIPProtocolError(400, "invalid header name")
+    if len(_NAME_OK) < _NAME_OK_MAX:
+        _NAME_OK.add(name)
+
+
+def parse_head(raw: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
+    """Split a head (start line + header lines, without the final CRLFCRLF) into fields.
+
+    Returns the decoded start line and the header fields with continuation lines unfolded (each
+    ``CRLF 1*WSP`` becomes one SP). Enforces UTF-8, CRLF-only line structure, token header
+    names, no raw control characters (except escaped inside a quoted-string), and the field
+    count and field length limits.
     """
+    leftover = raw.translate(None, _NOT_CTL)
+    try:
+        head = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SIPProtocolError(400, "message head is not valid UTF-8") from None
     lines = head.split("\r\n")
     separators = len(lines) - 1
-    if head.count("\r") != separators or head.count("\n") != separators:
-        raise SIPProtocolError(400, "bare CR or LF in the message head")
+    ctl_seen = False
+    if len(leftover) != 2 * separators or leftover.count(b"\r\n") != separators:
+        if head.count("\r") != separators or head.count("\n") != separators:
+            raise SIPProtocolError(400, "bare CR or LF in the message head")
+        ctl_seen = True
     start_line = lines[0]
     if len(start_line) > limits.max_header_line_bytes:
         raise _too_large("start line")
-    fields: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):
-            if not fields:
-                raise SIPProtocolError(400, "continuation line before the first header")
-            name, value = fields[-1]
-            more = line.strip(" \t")
-            if more:
-                fields[-1] = (name, f"{value} {more}" if value else more)
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise SIPProtocolError(400, "header line without a colon")
-        name = name.rstrip(" \t")
-        if TOKEN_RE.fullmatch(name) is None:
-            raise SIPProtocolError(400, "invalid header name")
-        fields.append((name, value.strip(" \t")))
+    if separators > limits.max_headers and sum(1 for ln in lines if ln[:1] not in " \t") > (
+        limits.max_headers + 1
+    ):
+        raise _too_large("number of header fields")
+    if "\r\n " in head or "\r\n\t" in head:
+        fields: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t"):
+                if not fields:
+                    raise SIPProtocolError(400, "continuation line before the first header")
+                name, value = fields[-1]
+                more = line.strip(" \t")
+                if more:
+                    fields[-1] = (name, f"{value} {more}" if value else more)
+                continue
+            name, colon, value = line.partition(":")
+            if name not in _NAME_OK:
+                _check_name(name, colon)
+            fields.append((name.rstrip(" \t"), value.strip(" \t")))
+    else:
+        parts = [line.partition(":") for line in lines[1:]]
+        for name, colon, _ in parts:
+            if name not in _NAME_OK:
+                _check_name(name, colon)
+        fields = [(name.rstrip(" \t"), value.strip(" \t")) for name, _, value in parts]
     if len(fields) > limits.max_headers:
         raise _too_large("number of header fields")
     if len(head) > limits.max_header_line_bytes:
         for name, value in fields:
             if len(name) + len(value) + 2 > limits.max_header_line_bytes:
                 raise _too_large("header field")
-    if CTL_RE.search(head, len(start_line)) is not None:
+    if ctl_seen:
+        if CTL_RE.search(start_line) is not None:
+            raise SIPProtocolError(400, "control character in the start line")
         for _, value in fields:
             if CTL_RE.search(value) is not None and _ctl_outside_quoted_pair(value):
                 raise SIPProtocolError(400, "control character in a header field")
     return start_line, fields
 
 
-def content_length_of(fields: list[tuple[str, str]]) -> int | None:
+def content_length_of(
+    fields: list[tuple[str, str]], index: dict[str, list[int]] | None = None
+) -> int | None:
     """The single Content-Length value, ``None`` when absent.
 
     A negative, non-numeric, duplicated (even if identical) or conflicting Content-Length is a
     400: the message cannot be framed (RFC 4475 §3.1.2.3 ``ncl``, §3.3.9 ``mcl01``).
     """
-    found: str | None = None
-    for name, value in fields:
-        if header_key(name) == "content-length":
-            if found is not None:
-                raise SIPProtocolError(400, "more than one Content-Length")
-            found = value
-    if found is None:
+    if index is None:
+        index = build_index(fields)
+    positions = index.get("content-length")
+    if not positions:
         return None
+    if len(positions) > 1:
+        raise SIPProtocolError(400, "more than one Content-Length")
+    found = fields[positions[0]][1]
     if DIGITS_RE.fullmatch(found) is None:
         raise SIPProtocolError(400, "Content-Length is not a non-negative number")
     significant = found.lstrip("0") or "0"
@@ -172,23 +209,25 @@ def _check_version(version: str) -> None:
         raise SIPProtocolError(505, "SIP version not supported")
 
 
-def _validate(message: Message, is_request: bool) -> None:
+def _validate(message: Message, is_request: bool, index: dict[str, list[int]]) -> None:
     """Check the headers every layer relies on and fill the message's parsed views."""
     headers = message.headers
-    index = build_index(headers)
     parsed = message._parsed
     parsed.index = index
-    for key in _REQUIRED:
-        if key not in index:
-            raise SIPProtocolError(400, f"missing {canonical_name(key)}")
-    for key, positions in index.items():
-        if len(positions) > 1 and key in SINGLETON_HEADERS:
-            raise SIPProtocolError(400, f"more than one {canonical_name(key)}")
+    if not index.keys() >= _REQUIRED_KEYS:
+        for key in _REQUIRED:
+            if key not in index:
+                raise SIPProtocolError(400, f"missing {canonical_name(key)}")
+    if len(index) != len(headers):
+        for key, positions in index.items():
+            if len(positions) > 1 and key in SINGLETON_HEADERS:
+                raise SIPProtocolError(400, f"more than one {canonical_name(key)}")
 
-    vias = []
-    for position in index["via"]:
-        vias.extend(parse_via_list(headers[position][1]))
-    parsed.via = tuple(vias)
+    positions = index["via"]
+    if len(positions) == 1:
+        parsed.via = tuple(parse_via_list(headers[positions[0]][1]))
+    else:
+        parsed.via = tuple(v for p in positions for v in parse_via_list(headers[p][1]))
     cseq = parse_cseq(headers[index["cseq"][0]][1])
     if is_request and isinstance(message, Request) and cseq.method != message.method:
         raise SIPProtocolError(400, "CSeq method does not match the request method")
@@ -216,17 +255,24 @@ def _validate(message: Message, is_request: bool) -> None:
 
 
 def build_message(
-    kind: MessageKind, start_line: str, fields: list[tuple[str, str]], body: bytes
+    kind: MessageKind,
+    start_line: str,
+    fields: list[tuple[str, str]],
+    body: bytes,
+    index: dict[str, list[int]] | None = None,
 ) -> Message:
     """Validate a split head plus its body and return the message.
 
-    Errors in a response are returned as drops (``status=None``).
+    *index* is ``build_index(fields)`` when the caller already has it. Errors in a response are
+    raised as drops (``status=None``).
     """
     headers: Headers = tuple(fields)
+    if index is None:
+        index = build_index(headers)
     if kind is MessageKind.RESPONSE:
         try:
             response = _parse_status_line(start_line, headers, body)
-            _validate(response, is_request=False)
+            _validate(response, False, index)
         except SIPProtocolError as error:
             raise error.dropped() from None
         return response
@@ -238,7 +284,7 @@ def build_message(
         raise SIPProtocolError(400, "invalid method")
     _check_version(version)
     request = Request(method=method, uri=parse_request_uri(uri_text), headers=headers, body=body)
-    _validate(request, is_request=True)
+    _validate(request, True, index)
     return request
 
 
@@ -281,13 +327,10 @@ def parse_datagram(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         head_end = data.find(b"\r\n\r\n", start)
         if head_end < 0:
             raise SIPProtocolError(400, "header section is not terminated by an empty line")
-        try:
-            head = data[start:head_end].decode("utf-8")
-        except UnicodeDecodeError:
-            raise SIPProtocolError(400, "message head is not valid UTF-8") from None
-        start_line, fields = parse_head(head, limits)
+        start_line, fields = parse_head(data[start:head_end], limits)
+        index = build_index(fields)
         rest = data[head_end + 4 :]
-        length = content_length_of(fields)
+        length = content_length_of(fields, index)
         if length is None:
             body = rest
         elif length > limits.max_body_bytes:
@@ -302,7 +345,7 @@ def parse_datagram(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         if kind is MessageKind.RESPONSE:
             raise error.dropped() from None
         raise
-    return build_message(kind, start_line, fields, body)
+    return build_message(kind, start_line, fields, body, index)
 
 
 _ERROR_COPY = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
@@ -342,14 +385,15 @@ def stateless_error_response(
             fields.append((_ERROR_COPY[key], value.strip(" \t")))
         else:
             fields.append(("", ""))
-    copied = [
-        (name, value)
-        for name, value in fields
-        if name and value and "\r" not in value and CTL_RE.search(value) is None
-    ][:_MAX_COPIED_FIELDS]
-    if not any(name == "Via" for name, _ in copied):
+    usable = [
+        (name, value) for name, value in fields if name and value and CTL_RE.search(value) is None
+    ]
+    copied = [f for f in usable if f[0] == "Via"][:_MAX_COPIED_FIELDS]
+    if not copied:
         return None
-    tag = to_tag if to_tag is not None else secrets.token_hex(8)
+    for wanted in ("From", "To", "Call-ID", "CSeq"):
+        copied.extend([f for f in usable if f[0] == wanted][:1])
+    tag = to_tag if to_tag is not None else new_tag()
     lines = [f"SIP/2.0 {error.status} {REASON_PHRASES.get(error.status, 'Error')}"]
     for name, value in copied:
         if name == "To" and _TAG_RE.search(value) is None:
