@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import ipaddress
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -66,8 +68,14 @@ class Lab:
     prefix: str
     bridge: str
     gateway: ipaddress.IPv4Interface
+    sites_address: ipaddress.IPv4Interface  # VXLAN endpoint of all sites, on the lab bridge
     hosts: tuple[LabHost, ...]
     sites: tuple[Site, ...]  # one per lab tenant
+
+    @property
+    def sites_netns(self) -> str:
+        """Holds the sites' VXLAN sockets, so labs side by side can reuse the same VNIs."""
+        return f"{self.prefix}-sites"
 
     @property
     def label(self) -> str:
@@ -87,6 +95,7 @@ def load_lab(inventory: Path) -> Lab:
     hosts = tuple(LabHost(name, str(v["ansible_host"]), f"{prefix}-{name}")
                   for name, v in sorted(pbx.items()))
     underlay = {host.name: host.address for host in hosts}
+    gateway = ipaddress.IPv4Interface(settings["lab_gateway"])
     sites = []
     for path in sorted((inventory / "tenants").glob("*.yml")):
         tenant = yaml.safe_load(path.read_text())
@@ -101,7 +110,9 @@ def load_lab(inventory: Path) -> Lab:
     return Lab(
         prefix=prefix,
         bridge=settings["lab_bridge"],
-        gateway=ipaddress.IPv4Interface(settings["lab_gateway"]),
+        gateway=gateway,
+        sites_address=ipaddress.IPv4Interface(settings.get(
+            "lab_sites_address", f"{gateway.ip + 1}/{gateway.network.prefixlen}")),
         hosts=hosts,
         sites=tuple(sites),
     )
@@ -132,7 +143,8 @@ def image_tag() -> str:
     """The tag changes whenever the package list or this build recipe changes."""
     digest = hashlib.sha256()
     digest.update("\n".join(image_packages()).encode())
-    digest.update(Path(__file__).read_bytes().split(b"# --- image recipe end")[0])
+    digest.update(inspect.getsource(build_image).encode())
+    digest.update(SSHD_CONFIG.encode())
     return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
 
 
@@ -168,7 +180,6 @@ def build_image(tag: str) -> None:
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         run("podman", "import", "--change", 'CMD ["/sbin/init"]', "-", tag, stdin=tar.stdout)
         tar.wait()
-# --- image recipe end
 
 
 def ensure_image() -> str:
@@ -214,8 +225,6 @@ def write_known_hosts(lab: Lab) -> None:
 
 def ensure_pki_passphrase(lab: Lab) -> Path:
     """The lab's stand-in for the vaulted CA passphrase: random, made once, never committed."""
-    import secrets  # here, not at the top: the header is part of the image recipe hash
-
     state_dir = ROOT / ".lab" / lab.prefix
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / "pki-passphrase"
@@ -244,17 +253,19 @@ def ensure_bridge(lab: Lab) -> None:
     run("ip", "link", "set", lab.bridge, "up")
 
 
-def ensure_host_link(lab: Lab, host: LabHost) -> None:
-    ensure_netns(host.netns)
-    if exists("ip", "link", "show", host.host_veth):
+def ensure_bridge_port(lab: Lab, netns: str, address: str) -> None:
+    """A namespace with `eth0` at `address` on the lab bridge (host-side veth named netns)."""
+    ensure_netns(netns)
+    veth = netns[:15]
+    if exists("ip", "link", "show", veth):
         return
-    run("ip", "link", "add", host.host_veth, "type", "veth", "peer", "name", "bh-tmp")
-    run("ip", "link", "set", "bh-tmp", "netns", host.netns)
-    run("ip", "-n", host.netns, "link", "set", "bh-tmp", "name", "eth0")
+    run("ip", "link", "add", veth, "type", "veth", "peer", "name", "bh-tmp")
+    run("ip", "link", "set", "bh-tmp", "netns", netns)
+    run("ip", "-n", netns, "link", "set", "bh-tmp", "name", "eth0")
     prefix = lab.gateway.network.prefixlen
-    run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0")
-    run("ip", "-n", host.netns, "link", "set", "eth0", "up")
-    run("ip", "link", "set", host.host_veth, "master", lab.bridge, "up")
+    run("ip", "-n", netns, "addr", "add", f"{address}/{prefix}", "dev", "eth0")
+    run("ip", "-n", netns, "link", "set", "eth0", "up")
+    run("ip", "link", "set", veth, "master", lab.bridge, "up")
 
 
 def ensure_site(lab: Lab, site: Site) -> None:
@@ -262,9 +273,10 @@ def ensure_site(lab: Lab, site: Site) -> None:
     ensure_netns(site.netns)
     if site.vni is None or exists("ip", "-n", site.netns, "link", "show", "seg0"):
         return
-    run("ip", "link", "add", site.link, "type", "vxlan", "id", str(site.vni),
-        "local", str(lab.gateway.ip), "dev", lab.bridge, "dstport", "4789", "nolearning")
-    run("ip", "link", "set", site.link, "netns", site.netns)
+    run("ip", "-n", lab.sites_netns, "link", "add", site.link, "type", "vxlan",
+        "id", str(site.vni), "local", str(lab.sites_address.ip), "dev", "eth0",
+        "dstport", "4789", "nolearning")
+    run("ip", "-n", lab.sites_netns, "link", "set", site.link, "netns", site.netns)
     run("ip", "-n", site.netns, "link", "set", site.link, "name", "seg0")
     for peer in site.peers:
         run("ip", "netns", "exec", site.netns, "bridge", "fdb", "append", "00:00:00:00:00:00",
@@ -337,8 +349,9 @@ def up(lab: Lab) -> None:
     ensure_pki_passphrase(lab)
     ensure_bridge(lab)
     for host in lab.hosts:
-        ensure_host_link(lab, host)
+        ensure_bridge_port(lab, host.netns, host.address)
         start_host(lab, host, tag, client_key)
+    ensure_bridge_port(lab, lab.sites_netns, str(lab.sites_address.ip))
     for site in lab.sites:
         ensure_site(lab, site)
     write_known_hosts(lab)
@@ -355,16 +368,16 @@ def down(lab: Lab) -> None:
     ids = run("podman", "ps", "-aq", "--filter", f"label={lab.label}", check=False).split()
     if ids:
         run("podman", "rm", "-f", "-t", "5", *ids)
-    names = {h.netns for h in lab.hosts} | {s.netns for s in lab.sites}
+    names = {h.netns for h in lab.hosts} | {s.netns for s in lab.sites} | {lab.sites_netns}
     # Also namespaces of this lab's prefix left by an earlier topology (other hosts/tenants).
     if Path("/run/netns").is_dir():
         names |= {n for n in os.listdir("/run/netns") if n.startswith(f"{lab.prefix}-")}
     for name in sorted(names):
         if Path("/run/netns", name).exists():
             run("ip", "netns", "delete", name)
-    for host in lab.hosts:
-        if exists("ip", "link", "show", host.host_veth):
-            run("ip", "link", "delete", host.host_veth)
+    for veth in [h.host_veth for h in lab.hosts] + [lab.sites_netns[:15]]:
+        if exists("ip", "link", "show", veth):
+            run("ip", "link", "delete", veth)
     if exists("ip", "link", "show", lab.bridge):
         run("ip", "link", "delete", lab.bridge)
     for path in lab.ssh_dir.glob("host_*"):

@@ -46,7 +46,8 @@ def test_lab(tmp_path: Path) -> Path:
     (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"pbx_hosts": {
         "hosts": {"pbx1": {"ansible_host": "10.254.2.11"}}}}}}))
     (inventory / "group_vars" / "all" / "lab.yml").write_text(yaml.safe_dump({
-        "lab_prefix": "bt", "lab_bridge": "btlab0", "lab_gateway": "10.254.2.1/24"}))
+        "lab_prefix": "bt", "lab_bridge": "btlab0", "lab_gateway": "10.254.2.1/24",
+        "lab_sites_address": "10.254.2.2/24"}))
     (inventory / "tenants" / "acme.yml").write_text(
         (ROOT / "inventories" / "lab" / "tenants" / "acme.yml").read_text())
     return inventory

@@ -1,0 +1,70 @@
+"""SecurityEvent records and the bounded EventLog outbox (pbx_runtime.events)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from pbx_runtime.events import MAX_FIELD_CHARS, EventKind, EventLog, SecurityEvent
+
+
+def event(**overrides: object) -> SecurityEvent:
+    fields: dict[str, object] = {
+        "tenant": "acme",
+        "kind": EventKind.LOCKOUT,
+        "source": "[2001:db8::1]:5061",
+        "user": "1001",
+        "reason": "source locked 60s strike 1",
+        "at": 1_700_000_000.25,
+    }
+    fields.update(overrides)
+    return SecurityEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_to_json_is_one_sorted_object_with_iso_utc_time() -> None:
+    text = event().to_json()
+    assert "\n" not in text
+    data = json.loads(text)
+    assert list(data) == sorted(data)
+    assert data == {
+        "at": "2023-11-14T22:13:20.250Z",
+        "kind": "lockout",
+        "reason": "source locked 60s strike 1",
+        "source": "[2001:db8::1]:5061",
+        "tenant": "acme",
+        "user": "1001",
+    }
+
+
+def test_peer_controlled_fields_are_escaped_and_clipped() -> None:
+    nasty = 'x"\r\n\x00' + "é" * 500
+    text = event(user=nasty, reason=nasty, source=None).to_json()
+    assert text.isascii() and "\n" not in text and "\r" not in text
+    data = json.loads(text)
+    assert data["source"] is None
+    assert len(data["user"]) == MAX_FIELD_CHARS + 1 and data["user"].startswith('x"\r\n\x00')
+
+
+def test_events_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event().user = "other"  # type: ignore[misc]
+
+
+def test_every_kind_serialises_as_its_value() -> None:
+    for kind in EventKind:
+        assert json.loads(event(kind=kind).to_json())["kind"] == kind.value
+
+
+def test_event_log_is_a_bounded_outbox() -> None:
+    log = EventLog("globex", max_pending=3)
+    for i in range(5):
+        log.emit(EventKind.AUTH_FAILED, source="s", user=str(i), reason="bad_response", at=i)
+    assert len(log) == 3 and log.dropped == 2
+    drained = log.drain()
+    assert [e.user for e in drained] == ["2", "3", "4"]
+    assert all(e.tenant == "globex" for e in drained)
+    assert log.drain() == [] and len(log) == 0
+    with pytest.raises(ValueError):
+        EventLog("x", max_pending=0)
