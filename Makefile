@@ -35,6 +35,7 @@ integration:
 
 molecule:
 	molecule test -s default
+	molecule test -s compartments
 
 ## Everything CI runs.
 test: bootstrap lint unit integration molecule
