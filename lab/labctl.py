@@ -259,9 +259,10 @@ def ensure_bridge_port(lab: Lab, netns: str, address: str) -> None:
     veth = netns[:15]
     if exists("ip", "link", "show", veth):
         return
-    run("ip", "link", "add", veth, "type", "veth", "peer", "name", "bh-tmp")
-    run("ip", "link", "set", "bh-tmp", "netns", netns)
-    run("ip", "-n", netns, "link", "set", "bh-tmp", "name", "eth0")
+    tmp = f"{lab.prefix}-tmp"
+    run("ip", "link", "add", veth, "type", "veth", "peer", "name", tmp)
+    run("ip", "link", "set", tmp, "netns", netns)
+    run("ip", "-n", netns, "link", "set", tmp, "name", "eth0")
     prefix = lab.gateway.network.prefixlen
     run("ip", "-n", netns, "addr", "add", f"{address}/{prefix}", "dev", "eth0")
     run("ip", "-n", netns, "link", "set", "eth0", "up")
