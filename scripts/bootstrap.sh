@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   podman runc debootstrap nftables iproute2 iputils-ping openssh-client python3-venv
+  sip-tester
   git make ca-certificates
 )
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Make a loopback demo of the runtime: a throw-away CA, a server certificate, test users and
+a configuration. Passwords are generated here, printed once, and never written to disk: the
+configuration holds their HA1 digests only (DESIGN §3).
+
+    .venv/bin/python examples/demo/make_demo.py              # writes examples/demo/run/
+    .venv/bin/python -m pbx_runtime --config examples/demo/run/demo.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "run"
+DEFAULT_USERS = ("1001", "1002", "1003")
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())  # ECDSA: 15x cheaper to sign than RSA-2048
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bulkhead demo"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def make_ca(out: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Bulkhead demo CA"))
+        .issuer_name(_name("Bulkhead demo CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (out / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(out / "ca.key", key)
+    return cert, key
+
+
+def issue(
+    out: Path,
+    stem: str,
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    common_name: str,
+    names: Iterable[str],
+    *,
+    client: bool = False,
+) -> None:
+    ca_cert, ca_key = ca
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (out / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(out / f"{stem}.key", key)
+
+
+def ha1(user: str, realm: str, password: str, algorithm: str) -> str:
+    return hashlib.new(algorithm, f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+def make_demo(
+    out: Path,
+    *,
+    tenant: str = "demo",
+    domain: str = "demo.bulkhead.test",
+    address: str = "127.0.0.1",
+    udp_port: int = 5060,
+    tcp_port: int = 5060,
+    tls_port: int = 5061,
+    users: Iterable[str] = DEFAULT_USERS,
+    extra_toml: str = "",
+    top_toml: str = "",
+    events: str = "stdout",
+) -> dict[str, str]:
+    """Write ca.pem, server.pem/.key, client.pem/.key and demo.toml into *out*; return the
+    generated passwords (user → password). A port of 0 lets the kernel choose. *top_toml* goes
+    before the first table, *extra_toml* after the last."""
+    out.mkdir(parents=True, exist_ok=True)
+    ca = make_ca(out)
+    issue(out, "server", ca, domain, (domain, "localhost", address))
+    issue(out, "client", ca, "demo phone", ("phone.demo.bulkhead.test",), client=True)
+    passwords = {user: secrets.token_urlsafe(12) for user in users}
+    lines = [
+        "# Generated by examples/demo/make_demo.py: a loopback demo, never a production file.",
+        f'tenant = "{tenant}"',
+        f'domain = "{domain}"',
+        top_toml,
+        "",
+        "[security]",
+        "# UDP and TCP are plaintext SIP: opt-in (SIPp has no TLS). Production stays TLS only.",
+        "allow_insecure_transports = true",
+        "",
+    ]
+    for transport, port in (("tls", tls_port), ("tcp", tcp_port), ("udp", udp_port)):
+        lines += ["[[listeners]]", f'transport = "{transport}"', f'address = "{address}"',
+                  f"port = {port}", ""]  # fmt: skip
+    lines += [
+        "[tls]",
+        'cert = "server.pem"',
+        'key = "server.key"',
+        'ca = "ca.pem"',
+        'verify_client = "optional"',
+        "",
+        "[events]",
+        f'destination = "{events}"',
+        "",
+    ]
+    for user, password in passwords.items():
+        lines += [
+            f'[users."{user}"]',
+            f'ha1_md5 = "{ha1(user, domain, password, "md5")}"',
+            f'ha1_sha256 = "{ha1(user, domain, password, "sha256")}"',
+            "",
+        ]
+    (out / "demo.toml").write_text("\n".join(lines) + extra_toml)
+    return passwords
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--udp-port", type=int, default=5060)
+    parser.add_argument("--tcp-port", type=int, default=5060)
+    parser.add_argument("--tls-port", type=int, default=5061)
+    args = parser.parse_args()
+    passwords = make_demo(
+        args.out,
+        address=args.address,
+        udp_port=args.udp_port,
+        tcp_port=args.tcp_port,
+        tls_port=args.tls_port,
+    )
+    print(f"demo written to {args.out} (config: {args.out / 'demo.toml'})")
+    print("test users (shown once, not stored; realm demo.bulkhead.test):")
+    for user, password in passwords.items():
+        print(f"  {user}  {password}")
+
+
+if __name__ == "__main__":
+    main()
