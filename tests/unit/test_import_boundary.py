@@ -10,7 +10,7 @@ import pytest
 
 import pbx_runtime
 
-FORBIDDEN = {"asyncio", "socket", "ssl", "time", "selectors", "threading", "uvloop"}
+FORBIDDEN = {"asyncio", "socket", "ssl", "time", "selectors", "threading", "subprocess", "uvloop"}
 ROOT = Path(pbx_runtime.__file__).resolve().parent
 ALLOWED = {ROOT / "__main__.py", *(ROOT / "transport").glob("*.py")}
 MODULES = sorted(p for p in ROOT.rglob("*.py") if p not in ALLOWED)
