@@ -59,7 +59,8 @@ def listen(tag: str, address: str, tcp_port: int, udp_port: int, seconds: float)
 
 
 def reach_icmp(target: str) -> bool:
-    result = subprocess.run(["ping", "-n", "-c", "1", "-W", str(int(TIMEOUT) or 1), target],
+    # Echo every 0.3 s until one reply or the deadline: one lost packet is not "unreachable".
+    result = subprocess.run(["ping", "-n", "-c", "1", "-i", "0.3", "-w", "2", target],
                             capture_output=True)
     return result.returncode == 0
 
@@ -76,12 +77,16 @@ def reach_tcp(target: str, port: int) -> str | None:
 def reach_udp(target: str, port: int) -> str | None:
     family = socket.AF_INET6 if ":" in target else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(TIMEOUT)
-        try:
-            sock.sendto(b"probe", (target, port))
-            return sock.recv(256).decode() or None
-        except OSError:
-            return None
+        sock.settimeout(TIMEOUT / 3)
+        for _ in range(3):  # UDP may lose a datagram (e.g. while ARP resolves): retry
+            try:
+                sock.sendto(b"probe", (target, port))
+                return sock.recv(256).decode() or None
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+        return None
 
 
 def reach(targets: list[str], tcp_ports: list[int], udp_port: int) -> dict[str, dict[str, object]]:
