@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import ssl
+import time
 import warnings
 from pathlib import Path
 
@@ -154,9 +155,20 @@ def test_bad_credentials_get_identical_answers(pbx: Pbx) -> None:
 
     assert shape(wrong) == shape(unknown)
     assert wrong.to.tag == unknown.to.tag
-    records = [json.loads(line) for line in pbx.events.read_text().splitlines()]
+    records = _events_until(pbx, lambda r: r["kind"] == "auth_failed" and r["user"] == "8888")
     assert records and all(r["tenant"] == "demo" for r in records)
     assert any(r["kind"] == "auth_failed" and r["user"] == "8888" for r in records)
+
+
+def _events_until(pbx: Pbx, wanted, timeout: float = 10.0) -> list[dict]:
+    """The runtime writes security events after answering: wait (bounded) for the one wanted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = pbx.events.read_text() if pbx.events.exists() else ""
+        records = [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+        if any(wanted(r) for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
 
 
 def test_tls_server_certificate_is_verified_against_the_demo_ca(pbx: Pbx, tmp_path: Path) -> None:

@@ -1,0 +1,276 @@
+"""The pbx_runtime role end to end on a lab host of its own: offline install, hardened unit in
+the tenant namespace, TLS REGISTER from the tenant's site, no plaintext secret on the host,
+idempotence, check mode and a SIGHUP reload for changed users.
+
+Boots a one-host lab (prefix "br", bridge brlab0, 10.254.8.0/24) beside any other lab, with
+acme placed on pbx1 and the lab PKI settings. Extension secrets are generated here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.support import ROOT, ansible_env, needs_root, run
+
+# Part of issue #5 (deploy), not yet in site.yml: run with `make deploy-test` (about 5 min).
+pytestmark = [needs_root, pytest.mark.deploy]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+LABCTL = ROOT / "lab" / "labctl.py"
+PREFIX = "br"
+STATE = ROOT / ".lab" / PREFIX
+CONTAINER = f"{PREFIX}-pbx1"
+SITE = f"{PREFIX}-site-acme"
+DOMAIN = "acme.lab.bulkhead.test"
+ADDRESS = "172.20.1.11"
+PLAYS = ("validate_inventory", "tenant_network", "pki", "firewall", "pbx_runtime")
+UNIT = "pbx-runtime@acme.service"
+
+# Drives tests/integration/runtime/ua.py from the site namespace; arguments (with the
+# password) come on stdin. ua.py names the server "localhost": check the tenant's name instead.
+UA_DRIVER = r"""
+import asyncio, json, sys
+from pathlib import Path
+import tests.integration.runtime.ua as ua_module
+
+args = json.loads(sys.stdin.read())
+_open = asyncio.open_connection
+
+async def open_connection(*a, **kw):
+    if kw.get("server_hostname"):
+        kw["server_hostname"] = args["domain"]
+    return await _open(*a, **kw)
+
+ua_module.asyncio.open_connection = open_connection
+
+async def main():
+    ua = await ua_module.UA.open("TLS", (args["address"], 5061), args["user"], args["password"],
+                                 args["domain"], ca=Path(args["ca"]))
+    try:
+        options = await ua.options()
+        register = await ua.register()
+        print(json.dumps({"options": options.status, "register": register.status}))
+    finally:
+        await ua.close()
+
+asyncio.run(main())
+"""
+
+
+def extensions() -> dict[str, Any]:
+    return {"acme": [
+        {"number": "1001", "display_name": "Alice", "secret": secrets.token_urlsafe(18),
+         "state": "present"},
+        {"number": "1002", "display_name": "Bob", "secret": secrets.token_urlsafe(18),
+         "state": "present"},
+    ]}  # fmt: skip
+
+
+def write_extensions(inventory: Path, value: dict[str, Any]) -> None:
+    (inventory / "group_vars" / "all" / "extensions.yml").write_text(
+        yaml.safe_dump({"pbx_runtime_extensions": value})
+    )
+
+
+def read_extensions(inventory: Path) -> dict[str, Any]:
+    text = (inventory / "group_vars" / "all" / "extensions.yml").read_text()
+    return dict(yaml.safe_load(text)["pbx_runtime_extensions"])
+
+
+def converge(inventory: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return run("ansible-playbook", "-i", inventory, *options,
+               *(ROOT / "playbooks" / f"{play}.yml" for play in PLAYS))  # fmt: skip
+
+
+def changed_counts(output: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^pbx1\s*:.*?changed=(\d+)", output, re.MULTILINE)]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    inventory = tmp_path_factory.mktemp("pbx_runtime") / "inventory"
+    lab_inventory = ROOT / "inventories" / "lab"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "tenants").mkdir()
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {"pbx_hosts": {"hosts": {"pbx1": {"ansible_host": "10.254.8.11"}}}}
+                }
+            }
+        )
+    )
+    (inventory / "group_vars" / "all" / "lab.yml").write_text(
+        yaml.safe_dump(
+            {
+                "lab_prefix": PREFIX,
+                "lab_bridge": f"{PREFIX}lab0",
+                "lab_gateway": "10.254.8.1/24",
+                "lab_sites_address": "10.254.8.2/24",
+                "lab_state_dir": str(STATE),
+                "pbx_management_networks": ["10.254.8.0/24"],
+            }
+        )
+    )
+    (inventory / "group_vars" / "all" / "pki.yml").symlink_to(
+        lab_inventory / "group_vars" / "all" / "pki.yml"
+    )
+    (inventory / "group_vars" / "pbx_hosts").symlink_to(lab_inventory / "group_vars" / "pbx_hosts")
+    (inventory / "tenants.yml").write_text("plugin: tenants\n")
+    acme = yaml.safe_load((lab_inventory / "tenants" / "acme.yml").read_text())
+    acme["addresses"] = {"pbx1": ADDRESS}
+    (inventory / "tenants" / "acme.yml").write_text(yaml.safe_dump(acme))
+    write_extensions(inventory, extensions())
+    try:
+        up = run(PYTHON, LABCTL, f"--inventory={inventory}", "up")
+        assert up.returncode == 0, up.stderr
+        first = converge(inventory)
+        assert first.returncode == 0, first.stdout[-4000:]
+        yield inventory
+    finally:
+        run(PYTHON, LABCTL, f"--inventory={inventory}", "down")
+
+
+def on_host(command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """A command on the lab host through podman (not Ansible: nothing lands in its journal)."""
+    return subprocess.run(["podman", "exec", "-i", CONTAINER, "sh", "-c", command],
+                          input=stdin, capture_output=True, text=True, env=ansible_env(),
+                          timeout=120, check=False)  # fmt: skip
+
+
+def register_from_site(user: str, password: str) -> dict[str, int]:
+    args = {"domain": DOMAIN, "address": ADDRESS, "user": user, "password": password,
+            "ca": str(STATE / "pki" / "tenants" / "acme" / "chain.pem")}  # fmt: skip
+    result = subprocess.run(
+        ["ip", "netns", "exec", SITE, str(PYTHON), "-c", UA_DRIVER],
+        input=json.dumps(args), capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env=ansible_env() | {"PYTHONPATH": str(ROOT)}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(json.loads(result.stdout))
+
+
+def main_pid() -> str:
+    return on_host(f"systemctl show --property=MainPID --value {UNIT}").stdout.strip()
+
+
+def test_unit_is_active_hardened_and_runs_as_the_tenant(lab: Path) -> None:
+    assert on_host(f"systemctl is-active {UNIT}").stdout.strip() == "active"
+    owner = on_host(f"ps -o user= -p {main_pid()}").stdout.strip()
+    assert owner == "tn-acme"
+    # The listener is in the tenant's namespace, and nowhere in the host's.
+    listening = "ss -Hltn 'sport = :5061'"
+    assert f"{ADDRESS}:5061" in on_host(f"ip netns exec tn-acme {listening}").stdout
+    assert on_host(listening).stdout.strip() == ""
+    security = on_host(f"systemd-analyze security --no-pager {UNIT}").stdout
+    exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", security)[1])
+    assert exposure <= 2.5, security
+    config = on_host("stat -c '%a %U %G' /etc/bulkhead/tenants/acme/runtime.toml").stdout
+    assert config.split() == ["640", "root", "tn-acme"]
+    assert on_host("readlink /opt/bulkhead/runtime/current").stdout.strip().startswith("0.1.0-")
+
+
+def test_tls_options_and_register_from_the_tenant_site(lab: Path) -> None:
+    alice = read_extensions(lab)["acme"][0]
+    assert register_from_site("1001", alice["secret"]) == {"options": 200, "register": 200}
+    assert register_from_site("1001", "not-the-password")["register"] in (401, 403)
+
+
+def test_no_plaintext_secret_anywhere_on_the_host(lab: Path) -> None:
+    secrets_ = "\n".join(item["secret"] for item in read_extensions(lab)["acme"]) + "\n"
+    found = on_host("grep -rlsF -f /dev/stdin /etc /var /opt", stdin=secrets_)
+    assert found.returncode == 1, f"plaintext secret found in: {found.stdout}"
+
+
+def test_second_run_and_check_mode_change_nothing(lab: Path) -> None:
+    again = converge(lab)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert changed_counts(again.stdout) == [0] * len(PLAYS), again.stdout[-3000:]
+    check = converge(lab, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert changed_counts(check.stdout) == [0] * len(PLAYS), check.stdout[-3000:]
+
+
+def test_changed_secret_is_reloaded_without_restart(lab: Path) -> None:
+    before = main_pid()
+    value = read_extensions(lab)
+    old = value["acme"][0]["secret"]
+    value["acme"][0]["secret"] = secrets.token_urlsafe(18)
+    write_extensions(lab, value)
+    result = converge(lab)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Reload (SIGHUP) the runtime of acme" in result.stdout
+    assert main_pid() == before  # reloaded, not restarted
+    assert register_from_site("1001", value["acme"][0]["secret"])["register"] == 200
+    assert register_from_site("1001", old)["register"] in (401, 403)
+    # The configuration kept for rollback is gone once the runtime answered.
+    assert on_host("ls /etc/bulkhead/tenants/acme").stdout.split() == [
+        "network.env",
+        "nftables.nft",
+        "runtime.restart-key",
+        "runtime.toml",
+        "tls",
+    ]
+
+
+def source_copy(tmp_path: Path, version: str, *, broken: bool = False) -> Path:
+    """A copy of the runtime's sources with another version (and, if broken, a runtime that
+    exits at once: it still installs and passes check-config)."""
+    tree = tmp_path / f"src-{version}"
+    shutil.copytree(ROOT / "pbx_runtime", tree / "pbx_runtime",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    (tree / "VERSION").write_text(f"{version}\n")
+    if broken:
+        main = tree / "pbx_runtime" / "__main__.py"
+        text = main.read_text()
+        hook = "    args = _parser().parse_args(argv)\n"
+        assert hook in text
+        main.write_text(
+            text.replace(
+                hook,
+                hook + "    if args.command == 'run':\n"
+                "        raise SystemExit('broken build (rollback test)')\n",
+            )
+        )
+    return tree
+
+
+def current_version() -> str:
+    return on_host("readlink /opt/bulkhead/runtime/current").stdout.strip()
+
+
+def test_new_version_is_installed_beside_and_restarted_into(lab: Path, tmp_path: Path) -> None:
+    old_version, old_pid = current_version(), main_pid()
+    source = source_copy(tmp_path, "0.1.1")
+    result = converge(lab, "-e", f"pbx_runtime_source_dir={source}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert current_version().startswith("0.1.1-")
+    assert on_host("readlink /opt/bulkhead/runtime/previous").stdout.strip() == old_version
+    assert main_pid() != old_pid  # restarted on the new version
+    alice = read_extensions(lab)["acme"][0]
+    assert register_from_site("1001", alice["secret"])["register"] == 200
+
+
+def test_version_that_does_not_answer_is_rolled_back(lab: Path, tmp_path: Path) -> None:
+    good = current_version()
+    source = source_copy(tmp_path, "0.1.2", broken=True)
+    result = converge(lab, "-e", f"pbx_runtime_source_dir={source}",
+                      "-e", "pbx_runtime_ready_timeout=8")  # fmt: skip
+    assert result.returncode != 0
+    assert "did not answer OPTIONS over TLS" in result.stdout
+    assert "broken build (rollback test)" in result.stdout  # the runtime's journal lines
+    assert current_version() == good
+    assert on_host(f"systemctl is-active {UNIT}").stdout.strip() == "active"
+    alice = read_extensions(lab)["acme"][0]
+    assert register_from_site("1001", alice["secret"])["register"] == 200
