@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
@@ -99,7 +100,7 @@ def build_index(headers: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
     return index
 
 
-class _MessageBase:
+class _MessageBase(ABC):
     """Header look-ups and parsed accessors shared by :class:`Request` and :class:`Response`."""
 
     __slots__ = ()
@@ -136,12 +137,14 @@ class _MessageBase:
         return bool(self._positions(name))
 
     @property
+    @abstractmethod
     def start_line(self) -> str:
-        raise NotImplementedError
+        """The request or status line, without CRLF."""
 
     def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
         """A copy with *headers* as its whole header list (parsed views recomputed lazily)."""
-        raise NotImplementedError
+        # Both subclasses are dataclasses; mypy cannot see that from the base.
+        return dataclasses.replace(self, headers=tuple(headers))  # type: ignore[type-var]
 
     def with_header(self, name: str, value: str, *, first: bool = False) -> Self:
         """A copy with one more header field, appended (or put first)."""
@@ -300,9 +303,6 @@ class Request(_MessageBase):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} SIP/2.0"
 
-    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
-        return dataclasses.replace(self, headers=tuple(headers))
-
 
 @dataclass(frozen=True, slots=True)
 class Response(_MessageBase):
@@ -319,9 +319,6 @@ class Response(_MessageBase):
     @property
     def start_line(self) -> str:
         return f"SIP/2.0 {self.status} {self.reason}"
-
-    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
-        return dataclasses.replace(self, headers=tuple(headers))
 
 
 Message = Request | Response
