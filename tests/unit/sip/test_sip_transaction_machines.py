@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from transaction_support import PEER, make_request
 
 from pbx_runtime.sip import (
     Request,
     Response,
     build_response,
-    parse_datagram,
 )
 from pbx_runtime.sip.timers import Timer
 from pbx_runtime.sip.transaction import (
@@ -42,25 +42,6 @@ from pbx_runtime.sip.transaction import (
     build_ack,
     render_table,
 )
-
-PEER = ("192.0.2.10", 5060)
-
-
-def make_request(method: str = "INVITE", *, transport: str = "UDP", branch: str = "") -> Request:
-    branch = branch or f"z9hG4bK-{method.lower()}-1"
-    data = (
-        f"{method} sip:bob@example.com SIP/2.0\r\n"
-        f"Via: SIP/2.0/{transport} client.example.com:5060;branch={branch}\r\n"
-        "Max-Forwards: 70\r\n"
-        "From: Alice <sip:alice@example.com>;tag=a1\r\n"
-        "To: Bob <sip:bob@example.com>\r\n"
-        "Call-ID: call-1@example.com\r\n"
-        f"CSeq: 1 {method}\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-    message = parse_datagram(data)
-    assert isinstance(message, Request)
-    return message
 
 
 def describe(actions: list[Action]) -> list[tuple[object, ...]]:

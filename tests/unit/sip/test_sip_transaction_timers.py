@@ -7,6 +7,7 @@ Driven through :class:`TransactionManager` with an injected clock: ``next_deadli
 from __future__ import annotations
 
 import pytest
+from transaction_support import PEER, make_request
 
 from pbx_runtime.sip import (
     Request,
@@ -18,7 +19,6 @@ from pbx_runtime.sip import (
     TransactionManager,
     TransactionTerminated,
     build_response,
-    parse_datagram,
 )
 from pbx_runtime.sip.timers import (
     DEFAULT_TIMERS,
@@ -43,25 +43,6 @@ from pbx_runtime.sip.transaction import (
     TerminationReason,
     build_ack,
 )
-
-PEER = ("192.0.2.10", 5060)
-
-
-def make_request(method: str = "INVITE", *, transport: str = "UDP", branch: str = "") -> Request:
-    branch = branch or f"z9hG4bK-{method.lower()}-{transport.lower()}"
-    data = (
-        f"{method} sip:bob@example.com SIP/2.0\r\n"
-        f"Via: SIP/2.0/{transport} client.example.com:5060;branch={branch}\r\n"
-        "Max-Forwards: 70\r\n"
-        "From: Alice <sip:alice@example.com>;tag=a1\r\n"
-        "To: Bob <sip:bob@example.com>\r\n"
-        "Call-ID: call-1@example.com\r\n"
-        f"CSeq: 1 {method}\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-    message = parse_datagram(data)
-    assert isinstance(message, Request)
-    return message
 
 
 def run_timers(manager: TransactionManager, until: float = 1e9) -> list[tuple[float, Event]]:
