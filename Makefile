@@ -5,12 +5,12 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: bootstrap lab lab-up lab-down lint unit integration deploy-test molecule test
+.PHONY: bootstrap lab lab-up lab-down lint unit integration molecule test
 
 bootstrap:
 	@scripts/bootstrap.sh
 
-## Boot the embedded lab and converge it with site.yml.
+## Boot the embedded lab, converge it with site.yml, then a demo call per tenant.
 lab: bootstrap lab-up
 	ansible-playbook -i inventories/lab playbooks/site.yml
 	python lab/labctl.py summary
@@ -31,11 +31,7 @@ unit:
 	pytest -q tests/unit
 
 integration:
-	pytest -q -m "not deploy" tests/integration
-
-## The pbx_runtime role, not yet part of site.yml (issue #5).
-deploy-test: bootstrap
-	pytest -q -m deploy tests/integration
+	pytest -q tests/integration
 
 molecule:
 	molecule test -s default

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+import phones  # lab/phones.py, beside this script
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,11 @@ class Site:
     vni: int | None
     address: ipaddress.IPv4Interface  # the 100th address of the tenant subnet
     peers: tuple[str, ...]  # underlay addresses of the PBX hosts serving the tenant
+    slug: str = ""
+    domain: str = ""
+    servers: tuple[tuple[str, str], ...] = ()  # (PBX host, tenant address on it)
+    extensions: tuple[str, ...] = ()  # every listed extension number (present or absent)
+    phones: tuple[str, ...] = ()  # the present ones
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,12 @@ class Lab:
         return f"bulkhead.lab={self.prefix}"
 
     @property
+    def state_dir(self) -> Path:
+        return ROOT / ".lab" / self.prefix
+
+    @property
     def ssh_dir(self) -> Path:
-        return ROOT / ".lab" / self.prefix / "ssh"
+        return self.state_dir / "ssh"
 
 
 def load_lab(inventory: Path) -> Lab:
@@ -100,12 +110,19 @@ def load_lab(inventory: Path) -> Lab:
     for path in sorted((inventory / "tenants").glob("*.yml")):
         tenant = yaml.safe_load(path.read_text())
         subnet = ipaddress.ip_network(tenant["subnet"])
+        extensions = tenant.get("extensions", [])
         sites.append(Site(
             netns=f"{prefix}-site-{tenant['slug']}",
             link=f"{prefix}-vs{tenant['id']}",
             vni=tenant["segment"].get("vni"),
             address=ipaddress.IPv4Interface(f"{subnet[100]}/{subnet.prefixlen}"),
             peers=tuple(underlay[h] for h in sorted(tenant["addresses"]) if h in underlay),
+            slug=tenant["slug"],
+            domain=tenant["sip_domain"],
+            servers=tuple(sorted((h, str(a)) for h, a in tenant["addresses"].items())),
+            extensions=tuple(str(e["number"]) for e in extensions),
+            phones=tuple(str(e["number"]) for e in extensions
+                         if e.get("state", "present") == "present"),
         ))
     return Lab(
         prefix=prefix,
@@ -225,15 +242,33 @@ def write_known_hosts(lab: Lab) -> None:
 
 def ensure_pki_passphrase(lab: Lab) -> Path:
     """The lab's stand-in for the vaulted CA passphrase: random, made once, never committed."""
-    state_dir = ROOT / ".lab" / lab.prefix
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = state_dir / "pki-passphrase"
+    lab.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = lab.state_dir / "pki-passphrase"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def ensure_extension_secrets(lab: Lab) -> Path:
+    """The lab's stand-in for the vaulted pbx_extension_secrets: one random secret per listed
+    extension, kept across runs (phones keep their passwords), never committed."""
+    path = lab.state_dir / "extension-secrets.yml"
+    old = yaml.safe_load(path.read_text()) if path.exists() else {}
+    old = old if isinstance(old, dict) else {}
+    new = {site.slug: {number: str(old.get(site.slug, {}).get(number)
+                                   or secrets.token_urlsafe(18))
+                       for number in site.extensions}
+           for site in lab.sites if site.extensions}
+    if new != old or not path.exists():
+        partial = path.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(new, handle)
+        partial.replace(path)
     return path
 
 
@@ -315,7 +350,7 @@ def start_host(lab: Lab, host: LabHost, tag: str, client_key: Path) -> None:
     run("podman", "start", host.netns)
 
 
-def ssh(lab: Lab, host: LabHost, command: str) -> str:
+def ssh(lab: Lab, host: LabHost, command: str, stdin: str = "") -> str:
     """Run one command over SSH, accepting only the host key pinned in the lab known_hosts."""
     client = paramiko.SSHClient()
     client.load_host_keys(str(lab.ssh_dir / "known_hosts"))
@@ -323,7 +358,9 @@ def ssh(lab: Lab, host: LabHost, command: str) -> str:
     try:
         client.connect(host.address, username="root", key_filename=str(lab.ssh_dir / "id_ed25519"),
                        timeout=5, allow_agent=False, look_for_keys=False)
-        _, out, _ = client.exec_command(command, timeout=60)
+        into, out, _ = client.exec_command(command, timeout=60)
+        into.write(stdin)
+        into.channel.shutdown_write()
         return out.read().decode().strip()
     finally:
         client.close()
@@ -348,6 +385,7 @@ def up(lab: Lab) -> None:
     tag = ensure_image()
     client_key = ensure_client_key(lab)
     ensure_pki_passphrase(lab)
+    ensure_extension_secrets(lab)
     ensure_bridge(lab)
     for host in lab.hosts:
         ensure_bridge_port(lab, host.netns, host.address)
@@ -388,16 +426,51 @@ def down(lab: Lab) -> None:
 
 
 def summary(lab: Lab) -> None:
-    """What the lab holds now, read from the hosts themselves over SSH."""
+    """What the lab holds now, read from the hosts themselves over SSH, then a demo call per
+    tenant from its site (lab/phones.py). Exits non-zero when a runtime or a call fails."""
     print(f"\nBulkhead lab '{lab.prefix}': bridge {lab.bridge} {lab.gateway}")
     for host in lab.hosts:
         release = ssh(lab, host, "cat /etc/bulkhead/release 2>/dev/null | grep -v '^#'")
         state = ssh(lab, host, "systemctl is-system-running")
         print(f"  host {host.name:<8} {host.address:<15} ssh pinned-key ok  systemd {state:<9}"
               f" {release or 'not converged'}")
+    failed = 0
     for site in lab.sites:
         print(f"  site {site.netns:<15} {site.address} (phones; tenant segment VNI {site.vni})")
+        for name, address in site.servers:
+            host = next(h for h in lab.hosts if h.name == name)
+            active = ssh(lab, host, f"systemctl is-active pbx-runtime@{site.slug}.service")
+            failed += active != "active"
+            print(f"    runtime of {site.slug} on {name} ({address}): {active}")
+        result = site_call(lab, site)
+        failed += not result.ok
+        print(f"    demo call {site.slug}: {'OK' if result.ok else 'FAILED'}: {result.detail}")
     print("  reach a host: ansible -i inventories/lab pbx1 -m ping")
+    if failed:
+        raise SystemExit(f"lab: {failed} runtime(s) or demo call(s) failed (see above)")
+
+
+def site_phones(lab: Lab, site: Site) -> list[phones.Phone]:
+    """The site's present extensions with their lab secrets."""
+    secrets_file = yaml.safe_load((lab.state_dir / "extension-secrets.yml").read_text())
+    return [phones.Phone(n, secrets_file[site.slug][n]) for n in site.phones]
+
+
+def phone_line(lab: Lab, site: Site, address: str, trust: Site | None = None) -> phones.PhoneLine:
+    """Phones in *site*'s namespace towards *address*, trusting the CA chain of *trust*
+    (default: the site's own tenant) and expecting that tenant's SIP domain."""
+    trust = trust or site
+    chain = lab.state_dir / "pki" / "tenants" / trust.slug / "chain.pem"
+    return phones.PhoneLine(site.netns, trust.domain, address, chain, lab.state_dir)
+
+
+def site_call(lab: Lab, site: Site) -> phones.Result:
+    """Two of the site's phones register over TLS to the tenant's first runtime; one calls."""
+    if len(site.phones) < 2:
+        return phones.Result("ok", "skipped: the tenant lists fewer than two extensions")
+    caller, callee = site_phones(lab, site)[:2]
+    with phone_line(lab, site, site.servers[0][1]) as line:
+        return line.call(caller, callee)
 
 
 def status(lab: Lab) -> None:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   podman runc debootstrap nftables iproute2 iputils-ping openssh-client python3-venv
-  sip-tester
+  sip-tester stunnel4 sipvicious baresip-core
   git make ca-certificates
 )
 

@@ -26,8 +26,11 @@ description:
     C(id), C(sip_domain), C(segment.vni) and C(segment.vlan), subnet shape and special
     ranges, subnet overlaps between tenants and with O(reserved_networks), and each
     per-host address against its subnet and the PBX host list.
+  - Checks each tenant's C(extensions) (unique numbers, display names, state) and C(runtime)
+    settings (quota and lockout ranges), and that every present extension has a strong
+    secret in O(extension_secrets). No message ever contains a secret.
   - Malformed tenant data is reported, never raised; only wrong argument types fail the task.
-positional: pbx_hosts, reserved_networks
+positional: pbx_hosts, reserved_networks, extension_secrets
 options:
   _input:
     description:
@@ -49,6 +52,11 @@ options:
     type: list
     elements: string
     default: []
+  extension_secrets:
+    description:
+      - C(pbx_extension_secrets) (ansible-vault), tenant slug to extension number to secret.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -86,13 +94,13 @@ def _require_list(value: Any, name: str, elements: type | None = None) -> None:
                                      f"{elements.__name__} items, got {item!r:.60}")
 
 
-def pbx_inventory_errors(tenants: Any, pbx_hosts: Any,
-                         reserved_networks: Any = None) -> list[str]:
+def pbx_inventory_errors(tenants: Any, pbx_hosts: Any, reserved_networks: Any = None,
+                         extension_secrets: Any = None) -> list[str]:
     _require_list(tenants, "the input (tenant list)")
     _require_list(pbx_hosts, "pbx_hosts", str)
     reserved_networks = [] if reserved_networks is None else reserved_networks
     _require_list(reserved_networks, "reserved_networks", str)
-    return inventory_errors(tenants, pbx_hosts, reserved_networks)
+    return inventory_errors(tenants, pbx_hosts, reserved_networks, extension_secrets)
 
 
 class FilterModule:

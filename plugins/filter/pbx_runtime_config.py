@@ -10,12 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 # The pure logic lives in plugins/module_utils; on the controller it is a plain package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from pbx_common.runtime_config import (
-    check_extensions,
-    render_config,
-    restart_key,
-    runtime_tenants,
-)
+from pbx_common.runtime_config import render_config, restart_key, runtime_tenants
 
 DOCUMENTATION = r"""
 name: pbx_runtime_config
@@ -26,9 +21,9 @@ description:
   - Renders the runtime configuration of one tenant on one host; extension secrets are turned
     into HA1 digests (MD5 and SHA-256) on the controller and never appear in the output.
   - Companion filters C(pbx_runtime_tenants) (the tenants a host runs or must stop, nothing
-    secret), C(pbx_runtime_restart_key) (fingerprint of what only a restart picks up) and
-    C(pbx_runtime_extension_errors) (problems in C(pbx_runtime_extensions), never a secret).
-positional: host, extensions, settings
+    secret) and C(pbx_runtime_restart_key) (fingerprint of what only a restart picks up).
+  - The tenant, its C(extensions) and C(runtime) settings are checked by validate_inventory.
+positional: host, secrets, settings
 options:
   _input:
     description: One tenant (an item of C(pbx_tenants)).
@@ -38,12 +33,13 @@ options:
     description: Inventory hostname of the PBX host.
     type: str
     required: true
-  extensions:
-    description: Tenant slug to a list of extensions (number, display_name, secret, state).
+  secrets:
+    description: Extension number to secret, the tenant's part of C(pbx_extension_secrets).
     type: dict
     required: true
   settings:
-    description: port, tls_dir (with C({slug})), verify_client, limits.
+    description: port (TLS), sip_port (opted-in UDP/TCP), tls_dir (with C({slug})),
+      verify_client, limits.
     type: dict
     default: {}
 """
@@ -51,7 +47,8 @@ options:
 EXAMPLES = r"""
 - name: Render acme's configuration
   ansible.builtin.copy:
-    content: "{{ tenant | pbx_runtime_config(inventory_hostname, pbx_runtime_extensions) }}"
+    content: >-
+      {{ tenant | pbx_runtime_config(inventory_hostname, pbx_extension_secrets[tenant.slug]) }}
     dest: /etc/bulkhead/tenants/acme/runtime.toml
     mode: "0640"
   no_log: true
@@ -72,9 +69,8 @@ def _wrap(name: str, func: Any, *args: Any) -> Any:
         raise AnsibleFilterError(f"{name}: {exc}") from None
 
 
-def pbx_runtime_config(tenant: Any, host: Any, extensions: Any, settings: Any = None) -> str:
-    return str(_wrap("pbx_runtime_config", render_config, tenant, str(host), extensions,
-                     settings))  # fmt: skip
+def pbx_runtime_config(tenant: Any, host: Any, secrets: Any, settings: Any = None) -> str:
+    return str(_wrap("pbx_runtime_config", render_config, tenant, str(host), secrets, settings))
 
 
 def pbx_runtime_restart_key(tenant: Any, host: Any, settings: Any = None) -> str:
@@ -87,15 +83,10 @@ def pbx_runtime_tenants(tenants: Any, host: Any) -> list[dict[str, Any]]:
     return list(_wrap("pbx_runtime_tenants", runtime_tenants, tenants, str(host)))
 
 
-def pbx_runtime_extension_errors(extensions: Any, tenants: Any) -> list[str]:
-    return list(_wrap("pbx_runtime_extension_errors", check_extensions, extensions, tenants))
-
-
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "pbx_runtime_config": pbx_runtime_config,
             "pbx_runtime_restart_key": pbx_runtime_restart_key,
             "pbx_runtime_tenants": pbx_runtime_tenants,
-            "pbx_runtime_extension_errors": pbx_runtime_extension_errors,
         }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -34,9 +36,16 @@ def run(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 def lab_inventory_copy(tmp_path: Path) -> Path:
-    """A private copy of the lab inventory that a test may break."""
+    """A private copy of the lab inventory that a test may break, with fresh random secrets
+    for its extensions in place of the lab's (which live beside the lab, not the copy)."""
     copy = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventories" / "lab", copy, symlinks=False)
+    tenants = [yaml.safe_load(path.read_text()) for path in (copy / "tenants").glob("*.yml")]
+    value = {t["slug"]: {str(e["number"]): secrets.token_urlsafe(18) for e in t["extensions"]}
+             for t in tenants if t.get("extensions")}  # fmt: skip
+    (copy / "group_vars" / "all" / "extensions.yml").write_text(
+        yaml.safe_dump({"pbx_extension_secrets": value})
+    )
     return copy
 
 

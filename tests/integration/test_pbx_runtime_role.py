@@ -15,15 +15,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.integration.support import ROOT, ansible_env, needs_root, run
 
-# Part of issue #5 (deploy), not yet in site.yml: run with `make deploy-test` (about 5 min).
-pytestmark = [needs_root, pytest.mark.deploy]
+pytestmark = needs_root
 PYTHON = ROOT / ".venv" / "bin" / "python"
 LABCTL = ROOT / "lab" / "labctl.py"
 PREFIX = "br"
@@ -66,24 +64,23 @@ asyncio.run(main())
 """
 
 
-def extensions() -> dict[str, Any]:
-    return {"acme": [
-        {"number": "1001", "display_name": "Alice", "secret": secrets.token_urlsafe(18),
-         "state": "present"},
-        {"number": "1002", "display_name": "Bob", "secret": secrets.token_urlsafe(18),
-         "state": "present"},
-    ]}  # fmt: skip
+EXTENSIONS = [{"number": 1001, "display_name": "Alice"}, {"number": 1002, "display_name": "Bob"}]
 
 
-def write_extensions(inventory: Path, value: dict[str, Any]) -> None:
+def new_secrets() -> dict[str, dict[str, str]]:
+    return {"acme": {"1001": secrets.token_urlsafe(18), "1002": secrets.token_urlsafe(18)}}
+
+
+def write_secrets(inventory: Path, value: dict[str, dict[str, str]]) -> None:
+    """This inventory's stand-in for a vaulted pbx_extension_secrets file."""
     (inventory / "group_vars" / "all" / "extensions.yml").write_text(
-        yaml.safe_dump({"pbx_runtime_extensions": value})
+        yaml.safe_dump({"pbx_extension_secrets": value})
     )
 
 
-def read_extensions(inventory: Path) -> dict[str, Any]:
+def read_secrets(inventory: Path) -> dict[str, dict[str, str]]:
     text = (inventory / "group_vars" / "all" / "extensions.yml").read_text()
-    return dict(yaml.safe_load(text)["pbx_runtime_extensions"])
+    return dict(yaml.safe_load(text)["pbx_extension_secrets"])
 
 
 def converge(inventory: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -119,6 +116,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 "lab_sites_address": "10.254.8.2/24",
                 "lab_state_dir": str(STATE),
                 "pbx_management_networks": ["10.254.8.0/24"],
+                # A snapshot of the sources: edits to the tree while the test runs do not
+                # make a new version (and a restart) between its converges.
+                "pbx_runtime_source_dir": str(
+                    source_copy(inventory.parent, (ROOT / "VERSION").read_text().strip())
+                ),
             }
         )
     )
@@ -129,8 +131,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (inventory / "tenants.yml").write_text("plugin: tenants\n")
     acme = yaml.safe_load((lab_inventory / "tenants" / "acme.yml").read_text())
     acme["addresses"] = {"pbx1": ADDRESS}
+    acme["extensions"] = EXTENSIONS
     (inventory / "tenants" / "acme.yml").write_text(yaml.safe_dump(acme))
-    write_extensions(inventory, extensions())
+    write_secrets(inventory, new_secrets())
     try:
         up = run(PYTHON, LABCTL, f"--inventory={inventory}", "up")
         assert up.returncode == 0, up.stderr
@@ -181,13 +184,13 @@ def test_unit_is_active_hardened_and_runs_as_the_tenant(lab: Path) -> None:
 
 
 def test_tls_options_and_register_from_the_tenant_site(lab: Path) -> None:
-    alice = read_extensions(lab)["acme"][0]
-    assert register_from_site("1001", alice["secret"]) == {"options": 200, "register": 200}
+    alice = read_secrets(lab)["acme"]["1001"]
+    assert register_from_site("1001", alice) == {"options": 200, "register": 200}
     assert register_from_site("1001", "not-the-password")["register"] in (401, 403)
 
 
 def test_no_plaintext_secret_anywhere_on_the_host(lab: Path) -> None:
-    secrets_ = "\n".join(item["secret"] for item in read_extensions(lab)["acme"]) + "\n"
+    secrets_ = "\n".join(read_secrets(lab)["acme"].values()) + "\n"
     found = on_host("grep -rlsF -f /dev/stdin /etc /var /opt", stdin=secrets_)
     assert found.returncode == 1, f"plaintext secret found in: {found.stdout}"
 
@@ -203,15 +206,15 @@ def test_second_run_and_check_mode_change_nothing(lab: Path) -> None:
 
 def test_changed_secret_is_reloaded_without_restart(lab: Path) -> None:
     before = main_pid()
-    value = read_extensions(lab)
-    old = value["acme"][0]["secret"]
-    value["acme"][0]["secret"] = secrets.token_urlsafe(18)
-    write_extensions(lab, value)
+    value = read_secrets(lab)
+    old = value["acme"]["1001"]
+    value["acme"]["1001"] = secrets.token_urlsafe(18)
+    write_secrets(lab, value)
     result = converge(lab)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Reload (SIGHUP) the runtime of acme" in result.stdout
     assert main_pid() == before  # reloaded, not restarted
-    assert register_from_site("1001", value["acme"][0]["secret"])["register"] == 200
+    assert register_from_site("1001", value["acme"]["1001"])["register"] == 200
     assert register_from_site("1001", old)["register"] in (401, 403)
     # The configuration kept for rollback is gone once the runtime answered.
     assert on_host("ls /etc/bulkhead/tenants/acme").stdout.split() == [
@@ -258,8 +261,7 @@ def test_new_version_is_installed_beside_and_restarted_into(lab: Path, tmp_path:
     assert current_version().startswith("0.1.1-")
     assert on_host("readlink /opt/bulkhead/runtime/previous").stdout.strip() == old_version
     assert main_pid() != old_pid  # restarted on the new version
-    alice = read_extensions(lab)["acme"][0]
-    assert register_from_site("1001", alice["secret"])["register"] == 200
+    assert register_from_site("1001", read_secrets(lab)["acme"]["1001"])["register"] == 200
 
 
 def test_version_that_does_not_answer_is_rolled_back(lab: Path, tmp_path: Path) -> None:
@@ -272,5 +274,4 @@ def test_version_that_does_not_answer_is_rolled_back(lab: Path, tmp_path: Path) 
     assert "broken build (rollback test)" in result.stdout  # the runtime's journal lines
     assert current_version() == good
     assert on_host(f"systemctl is-active {UNIT}").stdout.strip() == "active"
-    alice = read_extensions(lab)["acme"][0]
-    assert register_from_site("1001", alice["secret"])["register"] == 200
+    assert register_from_site("1001", read_secrets(lab)["acme"]["1001"])["register"] == 200

@@ -50,6 +50,13 @@ BREAKAGES = {
     "missing field": (
         "acme", {"sip_domain": None},
         "tenants/acme.yml (tenant acme): sip_domain: required field is missing"),
+    "extension without a secret": (
+        "acme", {"extensions": [{"number": 1001}, {"number": 1009, "display_name": "New"}]},
+        "tenants/acme.yml (tenant acme): extensions[1]: secret pbx_extension_secrets.acme.1009:"
+        " required field is missing"),
+    "quota out of range": (
+        "globex", {"runtime": {"cpu_quota": 1000}},
+        "tenants/globex.yml (tenant globex): runtime.cpu_quota: 1000 is out of range 5..400"),
 }
 
 

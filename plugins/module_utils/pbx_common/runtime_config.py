@@ -3,24 +3,20 @@
 Pure functions shared by the ``pbx_runtime_config`` filter plugin and the unit tests. Secrets
 (extension passwords from ansible-vault) enter here and leave only as HA1 digests (MD5 and
 SHA-256 of ``user:realm:secret``, RFC 7616): no plaintext secret reaches a host (DESIGN §3).
-The tenant list has been checked by validate_inventory; extensions are checked here.
+The tenant model (extensions, runtime settings) has been checked by validate_inventory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_TLS_PORT = 5061
+DEFAULT_SIP_PORT = 5060
 DEFAULT_TLS_DIR = "/etc/bulkhead/tenants/{slug}/tls"
 VERIFY_MODES = ("none", "optional", "required")
-#: The runtime's own rule for user names (pbx_runtime/config.py).
-_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}")
-_EXTENSION_KEYS = frozenset({"number", "display_name", "secret", "state"})
-MIN_SECRET_LENGTH = 12
 
 
 def ha1(user: str, realm: str, secret: str, algorithm: str) -> str:
@@ -50,57 +46,11 @@ def runtime_tenants(tenants: list[Mapping[str, Any]], host: str) -> list[dict[st
             "netns": f"tn-{slug}",
             "user": f"tn-{slug}",
             "unit": f"pbx-runtime@{slug}.service",
+            # systemd resource controls; None: the role's defaults.
+            "cpu_quota": tenant.get("runtime", {}).get("cpu_quota"),
+            "memory_max_mb": tenant.get("runtime", {}).get("memory_max_mb"),
         })  # fmt: skip
     return sorted(plan, key=lambda entry: entry["slug"])
-
-
-def check_extensions(extensions: Mapping[str, Any], tenants: list[Mapping[str, Any]]) -> list[str]:
-    """Every problem with ``pbx_runtime_extensions``, naming tenant, item and field.
-
-    Messages never contain a secret.
-    """
-    if not isinstance(extensions, Mapping):
-        return ["pbx_runtime_extensions: must be a mapping of tenant slug to a list of extensions"]
-    slugs = {tenant["slug"] for tenant in tenants}
-    errors = []
-    for slug, items in extensions.items():
-        where = f"pbx_runtime_extensions.{slug}"
-        if slug not in slugs:
-            errors.append(f"{where}: no tenant {slug!r} in the inventory")
-            continue
-        if not isinstance(items, list):
-            errors.append(f"{where}: must be a list of extensions")
-            continue
-        seen: set[str] = set()
-        for index, item in enumerate(items):
-            at = f"{where}[{index}]"
-            if not isinstance(item, Mapping):
-                errors.append(f"{at}: must be a mapping")
-                continue
-            unknown = sorted(set(item) - _EXTENSION_KEYS)
-            if unknown:
-                errors.append(f"{at}: unknown keys {', '.join(map(str, unknown))}")
-            number = str(item.get("number", ""))
-            if _USER_RE.fullmatch(number) is None:
-                errors.append(f"{at}.number: must be a user name (letters, digits, . _ + -)")
-            elif number in seen:
-                errors.append(f"{at}.number: {number} is listed twice")
-            seen.add(number)
-            state = item.get("state", "present")
-            if state not in ("present", "absent"):
-                errors.append(f"{at}.state: must be present or absent")
-            secret = item.get("secret")
-            if state == "present" and (
-                not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH
-            ):
-                errors.append(
-                    f"{at}.secret: extension {number}: must be a string of at least "
-                    f"{MIN_SECRET_LENGTH} characters (keep it in ansible-vault)"
-                )
-            name = item.get("display_name", "")
-            if not isinstance(name, str):
-                errors.append(f"{at}.display_name: must be a string")
-    return errors
 
 
 def _toml(value: Any) -> str:
@@ -116,12 +66,14 @@ def _toml(value: Any) -> str:
 
 
 def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    merged: dict[str, Any] = {"port": DEFAULT_TLS_PORT, "tls_dir": DEFAULT_TLS_DIR,
-                              "verify_client": "optional", "limits": {}}  # fmt: skip
+    merged: dict[str, Any] = {"port": DEFAULT_TLS_PORT, "sip_port": DEFAULT_SIP_PORT,
+                              "tls_dir": DEFAULT_TLS_DIR, "verify_client": "optional",
+                              "limits": {}}  # fmt: skip
     merged.update(settings or {})
-    port = merged["port"]
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"port: {port!r} is not a TCP port")
+    for name in ("port", "sip_port"):
+        port = merged[name]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"{name}: {port!r} is not a TCP port")
     if merged["verify_client"] not in VERIFY_MODES:
         raise ValueError(f"verify_client: must be one of {', '.join(VERIFY_MODES)}")
     if not isinstance(merged["limits"], Mapping):
@@ -136,18 +88,30 @@ def render_base(tenant: Mapping[str, Any], host: str, settings: Mapping[str, Any
     opts = _settings(settings)
     slug = tenant["slug"]
     domain = str(tenant["sip_domain"]).lower()
+    address = str(tenant["addresses"][host]).split("/")[0]
     tls_dir = str(opts["tls_dir"]).format(slug=slug).rstrip("/")
+    tuning = tenant.get("runtime", {})
+    plain = [t for t in tenant.get("sip_transports", ["tls"]) if t != "tls"]
     lines = [
         "# Managed by Ansible (role pbx_runtime). Users carry HA1 digests only.",
         f"tenant = {_toml(slug)}",
         f"domain = {_toml(domain)}",
         f"realm = {_toml(domain)}",
+    ]
+    if "digest_algorithms" in tuning:
+        lines.append(f"digest_algorithms = {_toml(tuning['digest_algorithms'])}")
+    lines += [
         "",
-        "[[listeners]]",
-        'transport = "tls"',
-        f"address = {_toml(str(tenant['addresses'][host]).split('/')[0])}",
-        f"port = {opts['port']}",
+        "[security]",
+        # Plain SIP only for tenants whose sip_transports opt in (the firewall opens it too).
+        f"allow_insecure_transports = {_toml(bool(plain))}",
         "",
+    ]
+    listeners = [("tls", opts["port"])] + [(t, opts["sip_port"]) for t in plain]
+    for transport, port in listeners:
+        lines += ["[[listeners]]", f"transport = {_toml(transport)}",
+                  f"address = {_toml(address)}", f"port = {port}", ""]  # fmt: skip
+    lines += [
         "[tls]",
         f"cert = {_toml(tls_dir + '/server.crt')}",
         f"key = {_toml(tls_dir + '/server.key')}",
@@ -156,11 +120,21 @@ def render_base(tenant: Mapping[str, Any], host: str, settings: Mapping[str, Any
         f"verify_client = {_toml(opts['verify_client'])}",
         "",
     ]
-    if opts["limits"]:
-        lines.append("[limits]")
-        lines += [f"{key} = {_toml(value)}" for key, value in sorted(opts["limits"].items())]
-        lines.append("")
+    lines += _table("limits", {**opts["limits"], **_pick(tuning, "max_calls")})
+    for rule in ("source_lockout", "user_lockout"):
+        lines += _table(f"abuse.{rule}", tuning.get(rule, {}))
     return "\n".join(lines)
+
+
+def _pick(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: mapping[key] for key in keys if key in mapping}
+
+
+def _table(name: str, values: Mapping[str, Any]) -> list[str]:
+    if not values:
+        return []
+    return [f"[{name}]", *(f"{key} = {_toml(value)}" for key, value in sorted(values.items())),
+            ""]  # fmt: skip
 
 
 def restart_key(tenant: Mapping[str, Any], host: str, settings: Mapping[str, Any] | None) -> str:
@@ -171,26 +145,25 @@ def restart_key(tenant: Mapping[str, Any], host: str, settings: Mapping[str, Any
 def render_config(
     tenant: Mapping[str, Any],
     host: str,
-    extensions: Mapping[str, Any] | None,
+    secrets: Mapping[Any, str] | None,
     settings: Mapping[str, Any] | None = None,
 ) -> str:
-    """The tenant's runtime configuration for `host`, users as HA1 (MD5 and SHA-256)."""
-    extensions = extensions or {}
-    slug = tenant["slug"]
-    errors = check_extensions({slug: extensions.get(slug, [])}, [tenant])
-    if errors:
-        raise ValueError("; ".join(errors))
+    """The tenant's runtime configuration for `host`, users as HA1 (MD5 and SHA-256).
+
+    ``secrets``: extension number → secret (the tenant's part of ``pbx_extension_secrets``).
+    """
+    secrets = {str(number): secret for number, secret in (secrets or {}).items()}
     realm = str(tenant["sip_domain"]).lower()
     lines = [render_base(tenant, host, settings)]
-    items = extensions.get(slug, [])
-    for item in sorted(items, key=lambda i: str(i["number"])):
-        if item.get("state", "present") != "present":
-            continue
-        user = str(item["number"])
+    present = [e for e in tenant.get("extensions", []) if e.get("state", "present") == "present"]
+    for user in sorted(str(extension["number"]) for extension in present):
+        if not isinstance(secrets.get(user), str):
+            raise ValueError(f"tenant {tenant['slug']}: extension {user} has no secret in "
+                             "pbx_extension_secrets")
         lines += [
             f"[users.{_toml(user)}]",
-            f"ha1_md5 = {_toml(ha1(user, realm, item['secret'], 'MD5'))}",
-            f"ha1_sha256 = {_toml(ha1(user, realm, item['secret'], 'SHA-256'))}",
+            f"ha1_md5 = {_toml(ha1(user, realm, secrets[user], 'MD5'))}",
+            f"ha1_sha256 = {_toml(ha1(user, realm, secrets[user], 'SHA-256'))}",
             "",
         ]
     return "\n".join(lines)

@@ -123,6 +123,12 @@ def _mapping(value: Any) -> Mapping:
     return value
 
 
+def _list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise _Invalid(f"must be a list, got {_kind(value)}")
+    return value
+
+
 def _subnet(value: Any) -> IPNetwork:
     if not isinstance(value, str):
         raise _Invalid(f"must be a CIDR string such as 172.20.1.0/24, got {_kind(value)}")
@@ -190,7 +196,123 @@ TENANT_FIELDS: dict[str, _Field] = {
     "addresses": _Field(_mapping, required=True),
     # SIP over TLS only unless the tenant opts in to plain transports (an audited opt-out).
     "sip_transports": _Field(_subset("tls", "tcp", "udp")),
+    # Phones: [{number, display_name, secret (ansible-vault), state}]; checked below.
+    "extensions": _Field(_list),
+    # What an operator tunes per tenant: quotas and lockout thresholds; checked below.
+    "runtime": _Field(_mapping),
 }
+
+
+# --- extensions and runtime settings ----------------------------------------------------------
+
+EXTENSION_PATTERN = r"^[0-9]{2,15}$"
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f\"\\]{1,64}$"
+MIN_SECRET_LENGTH = 16
+MIN_SECRET_DISTINCT = 8
+
+
+def _extension_number(value: Any) -> str:
+    # `number: 1001` (YAML integer) and `number: "1001"` name the same extension.
+    text = _number_key(value)
+    if not isinstance(text, str) or re.fullmatch(EXTENSION_PATTERN, text) is None:
+        raise _Invalid(f"{_show(value)} is not an extension number (2-15 digits)")
+    return text
+
+
+def secret_problem(value: Any) -> str | None:
+    """What makes a digest password unusable, or None. Never echoes the secret."""
+    if not isinstance(value, str):
+        return f"must be a string, got {_kind(value)}"
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < MIN_SECRET_DISTINCT:
+        return (f"too weak: needs at least {MIN_SECRET_LENGTH} characters with "
+                f"{MIN_SECRET_DISTINCT} different ones (generate it)")
+    return None
+
+
+EXTENSION_FIELDS: dict[str, _Field] = {
+    "number": _Field(_extension_number, required=True),
+    "display_name": _Field(_string(DISPLAY_NAME_PATTERN,
+                                   "1-64 printable characters without quotes or backslashes")),
+    "state": _Field(_choice("present", "absent")),
+}
+
+# Failed-auth lockout: `threshold` failures within `window` s lock for `lock` s, doubling per
+# repeat up to `max_lock` s (pbx_runtime's LockoutRule).
+LOCKOUT_FIELDS: dict[str, _Field] = {
+    "threshold": _Field(_integer(1, 1000)),
+    "window": _Field(_integer(1, 86400)),
+    "lock": _Field(_integer(1, 86400)),
+    "max_lock": _Field(_integer(1, 604800)),
+}
+
+RUNTIME_FIELDS: dict[str, _Field] = {
+    "cpu_quota": _Field(_integer(5, 400)),  # percent of one CPU (systemd CPUQuota=)
+    "memory_max_mb": _Field(_integer(64, 8192)),  # systemd MemoryMax=
+    "max_calls": _Field(_integer(1, 100000)),  # concurrent calls; more get 503
+    # Digest challenges offered, most preferred first (RFC 8760); default SHA-256, MD5.
+    "digest_algorithms": _Field(_subset("SHA-256", "MD5")),
+    "source_lockout": _Field(_mapping),
+    "user_lockout": _Field(_mapping),
+}
+
+
+def _check_extensions(extensions: list, slug: str, secrets: Mapping, report: Report) -> None:
+    """Numbers unique, and each present extension has a strong secret in
+    ``pbx_extension_secrets[slug][number]`` (ansible-vault)."""
+    mine = secrets.get(slug)
+    mine = {_number_key(k): v for k, v in mine.items()} if isinstance(mine, Mapping) else {}
+    seen: dict[str, int] = {}
+    for index, item in enumerate(extensions):
+        at = f"extensions[{index}]"
+        if not isinstance(item, Mapping):
+            report(at, f"must be a mapping of extension fields, got {_kind(item)}")
+            continue
+        valid = _check_fields(item, EXTENSION_FIELDS, at + ".", report)
+        number = valid.get(at + ".number")
+        if number is not None:
+            if number in seen:
+                report(at + ".number", f"{number} is also extensions[{seen[number]}]")
+            seen.setdefault(number, index)
+        if number is None or valid.get(at + ".state", "present") != "present":
+            continue
+        secret = mine.get(number)
+        problem = MISSING if secret is None else secret_problem(secret)
+        if problem:
+            report(at, f"secret pbx_extension_secrets.{slug}.{number}: {problem}")
+
+
+def _stray_secrets(secrets: Mapping, tenants: list | tuple) -> list[str]:
+    """Secrets of no listed extension: usually a typo that leaves a phone without one."""
+    listed = {(t.get("slug"), _number_key(e.get("number")))
+              for t in tenants if isinstance(t, Mapping) and isinstance(t.get("extensions"), list)
+              for e in t["extensions"] if isinstance(e, Mapping)}  # fmt: skip
+    errors = []
+    for slug, numbers in secrets.items():
+        where = f"pbx_extension_secrets.{_key(slug)}"
+        if not isinstance(numbers, Mapping):
+            errors.append(f"{where}: must be a mapping of extension number to secret")
+            continue
+        errors += [f"{where}.{_key(number)}: no such extension in the tenant files"
+                   for number in numbers if (slug, _number_key(number)) not in listed]
+    return errors
+
+
+def _number_key(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_runtime(runtime: Mapping, report: Report) -> None:
+    valid = _check_fields(runtime, RUNTIME_FIELDS, "runtime.", report)
+    for name in ("source_lockout", "user_lockout"):
+        rule = valid.get(f"runtime.{name}")
+        if rule is None:
+            continue
+        times = _check_fields(rule, LOCKOUT_FIELDS, f"runtime.{name}.", report)
+        lock = times.get(f"runtime.{name}.lock", 1)
+        max_lock = times.get(f"runtime.{name}.max_lock")
+        if max_lock is not None and max_lock < lock:
+            report(f"runtime.{name}.max_lock", f"{max_lock} is less than lock ({lock})")
+
 
 SEGMENT_FIELDS: dict[str, _Field] = {
     "type": _Field(_choice("vlan", "vxlan"), required=True),
@@ -286,7 +408,7 @@ def _label(tenant: object, index: int) -> str:
     return f"{source} (tenant {slug if is_valid_slug(slug) else '?'})"
 
 
-def _check_tenant(tenant: object, index: int, pbx_hosts: frozenset[str],
+def _check_tenant(tenant: object, index: int, pbx_hosts: frozenset[str], secrets: Mapping,
                   errors: list[str]) -> _Tenant:
     result = _Tenant(index, _label(tenant, index))
 
@@ -306,6 +428,11 @@ def _check_tenant(tenant: object, index: int, pbx_hosts: frozenset[str],
         values.update(_check_segment(values.pop("segment"), report))
     if "addresses" in values:
         _check_addresses(values.pop("addresses"), values.get("subnet"), pbx_hosts, report)
+    if "extensions" in values:
+        _check_extensions(values.pop("extensions"), str(values.get("slug", "?")), secrets,
+                          report)
+    if "runtime" in values:
+        _check_runtime(values.pop("runtime"), report)
 
     source, slug = tenant.get("_file"), values.get("slug")
     if isinstance(source, str) and slug is not None:
@@ -334,11 +461,14 @@ def _overlapping(tenants: list[_Tenant]) -> Iterator[tuple[_Tenant, _Tenant]]:
         stack.append(tenant)
 
 
-def inventory_errors(tenants: Any, pbx_hosts: Any, reserved_networks: Any) -> list[str]:
+def inventory_errors(tenants: Any, pbx_hosts: Any, reserved_networks: Any,
+                     secrets: Any = None) -> list[str]:
     """Validate the tenant list; return human-readable errors, empty when valid.
 
     ``tenants``: tenant mappings (with ``_file`` metadata); ``pbx_hosts``: inventory names of
-    the PBX hosts; ``reserved_networks``: CIDRs tenants must not overlap (management, lab).
+    the PBX hosts; ``reserved_networks``: CIDRs tenants must not overlap (management, lab);
+    ``secrets``: ``pbx_extension_secrets``, slug → extension number → secret. No message
+    ever contains a secret.
     """
     if not isinstance(tenants, (list, tuple)):
         return [f"pbx_tenants: must be a list of tenant mappings, got {_kind(tenants)}"]
@@ -358,8 +488,15 @@ def inventory_errors(tenants: Any, pbx_hosts: Any, reserved_networks: Any) -> li
         except (AddrFormatError, ValueError, TypeError):
             errors.append(f"reserved_networks: {_show(value)} is not a valid CIDR")
 
+    if secrets is None:
+        secrets = {}
+    if not isinstance(secrets, Mapping):
+        errors.append(f"pbx_extension_secrets: must be a mapping of tenant slug to "
+                      f"{{number: secret}}, got {_kind(secrets)}")
+        secrets = {}
     hosts = frozenset(h for h in pbx_hosts if isinstance(h, str))
-    checked = [_check_tenant(t, i, hosts, errors) for i, t in enumerate(tenants)]
+    checked = [_check_tenant(t, i, hosts, secrets, errors) for i, t in enumerate(tenants)]
+    errors += _stray_secrets(secrets, tenants)
 
     # An absent tenant keeps its id, VNI, subnet, ... until it is removed from the inventory.
     for path in UNIQUE_FIELDS:

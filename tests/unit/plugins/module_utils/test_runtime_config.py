@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pbx_common.runtime_config import (
-    check_extensions,
-    ha1,
-    render_config,
-    restart_key,
-    runtime_tenants,
-)
+from pbx_common.runtime_config import ha1, render_config, restart_key, runtime_tenants
 
 from pbx_runtime.config import parse_config
 
 SECRET = "correct-horse-battery"
-ACME: dict[str, Any] = {
+EXTENSIONS: list[dict[str, Any]] = [
+    {"number": "1002", "display_name": "Bob", "state": "present"},
+    {"number": 1001, "display_name": "Alice", "state": "present"},
+    {"number": "1003", "display_name": "Gone", "state": "absent"},
+]
+SECRETS: dict[Any, str] = {1001: SECRET, "1002": SECRET + "2", "1003": SECRET + "3"}
+BARE: dict[str, Any] = {
     "slug": "acme",
     "id": 1,
     "sip_domain": "Acme.Lab.Bulkhead.Test",
@@ -26,15 +26,9 @@ ACME: dict[str, Any] = {
     "segment": {"type": "vxlan", "vni": 1001},
     "addresses": {"pbx1": "172.20.1.11", "pbx2": "172.20.1.12"},
 }
-GLOBEX: dict[str, Any] = ACME | {"slug": "globex", "sip_domain": "globex.test",
+ACME = BARE | {"extensions": EXTENSIONS}
+GLOBEX: dict[str, Any] = BARE | {"slug": "globex", "sip_domain": "globex.test",
                                  "addresses": {"pbx2": "172.20.2.12"}}  # fmt: skip
-EXTENSIONS: dict[str, Any] = {
-    "acme": [
-        {"number": "1002", "display_name": "Bob", "secret": SECRET + "2", "state": "present"},
-        {"number": "1001", "display_name": "Alice", "secret": SECRET, "state": "present"},
-        {"number": "1003", "display_name": "Gone", "secret": SECRET + "3", "state": "absent"},
-    ]
-}
 
 
 def tls_settings(tmp_path: Path) -> dict[str, Any]:
@@ -44,7 +38,7 @@ def tls_settings(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_config_is_accepted_by_the_runtime(tmp_path: Path) -> None:
-    text = render_config(ACME, "pbx1", EXTENSIONS, tls_settings(tmp_path))
+    text = render_config(ACME, "pbx1", SECRETS, tls_settings(tmp_path))
     config = parse_config(tomllib.loads(text))
     assert (config.tenant, config.domain, config.realm) == (
         "acme",
@@ -59,7 +53,7 @@ def test_config_is_accepted_by_the_runtime(tmp_path: Path) -> None:
 
 
 def test_users_are_ha1_of_user_realm_secret_and_no_secret_is_written(tmp_path: Path) -> None:
-    text = render_config(ACME, "pbx1", EXTENSIONS, tls_settings(tmp_path))
+    text = render_config(ACME, "pbx1", SECRETS, tls_settings(tmp_path))
     users = tomllib.loads(text)["users"]
     realm = "acme.lab.bulkhead.test"
     assert users["1001"]["ha1_md5"] == hashlib.md5(f"1001:{realm}:{SECRET}".encode()).hexdigest()
@@ -68,7 +62,7 @@ def test_users_are_ha1_of_user_realm_secret_and_no_secret_is_written(tmp_path: P
 
 
 def test_default_tls_paths_are_the_pki_role_paths() -> None:
-    data = tomllib.loads(render_config(ACME, "pbx2", {}))
+    data = tomllib.loads(render_config(BARE, "pbx2", SECRETS))
     assert data["tls"]["key"] == "/etc/bulkhead/tenants/acme/tls/server.key"
     assert data["listeners"][0]["address"] == "172.20.1.12"
     assert "users" not in data
@@ -76,18 +70,39 @@ def test_default_tls_paths_are_the_pki_role_paths() -> None:
 
 def test_output_is_stable_and_restart_key_ignores_users(tmp_path: Path) -> None:
     settings = tls_settings(tmp_path)
-    assert render_config(ACME, "pbx1", EXTENSIONS, settings) == render_config(
-        ACME, "pbx1", {"acme": list(reversed(EXTENSIONS["acme"]))}, settings
+    reordered = ACME | {"extensions": list(reversed(EXTENSIONS))}
+    assert render_config(ACME, "pbx1", SECRETS, settings) == render_config(
+        reordered, "pbx1", SECRETS, settings
     )
+    assert restart_key(ACME, "pbx1", settings) == restart_key(BARE, "pbx1", settings)
     assert restart_key(ACME, "pbx1", settings) == restart_key(ACME, "pbx1", settings)
     assert restart_key(ACME, "pbx1", settings) != restart_key(
         ACME, "pbx1", settings | {"port": 5071}
     )
 
 
-def test_limits_table_is_rendered(tmp_path: Path) -> None:
-    text = render_config(ACME, "pbx1", {}, tls_settings(tmp_path) | {"limits": {"max_calls": 20}})
-    assert parse_config(tomllib.loads(text)).limits.max_calls == 20
+def test_operator_tuning_reaches_limits_and_lockouts(tmp_path: Path) -> None:
+    tuned = ACME | {"runtime": {"max_calls": 20, "cpu_quota": 80, "digest_algorithms": ["MD5"],
+                                "user_lockout": {"threshold": 3, "lock": 120}}}  # fmt: skip
+    settings = tls_settings(tmp_path) | {"limits": {"max_calls": 5, "ring_timeout": 30}}
+    config = parse_config(tomllib.loads(render_config(tuned, "pbx1", SECRETS, settings)))
+    assert (config.limits.max_calls, config.limits.ring_timeout) == (20, 30)
+    assert (config.abuse.user_lockout.threshold, config.abuse.user_lockout.lock) == (3, 120)
+    assert config.digest_algorithms == ("MD5",)
+    assert config.abuse.source_lockout == parse_config(
+        tomllib.loads(render_config(ACME, "pbx1", SECRETS, settings))
+    ).abuse.source_lockout
+
+
+def test_plain_transports_only_for_tenants_that_opt_in(tmp_path: Path) -> None:
+    settings = tls_settings(tmp_path)
+    udp = ACME | {"sip_transports": ["tls", "udp"]}
+    opted = parse_config(tomllib.loads(render_config(udp, "pbx1", SECRETS, settings)))
+    assert [(item.transport, item.port) for item in opted.listeners] == [
+        ("tls", 5061), ("udp", 5060)]  # fmt: skip
+    assert opted.allow_insecure_transports
+    plain = parse_config(tomllib.loads(render_config(ACME, "pbx1", SECRETS, settings)))
+    assert not plain.allow_insecure_transports
 
 
 def test_runtime_tenants_per_host() -> None:
@@ -97,29 +112,15 @@ def test_runtime_tenants_per_host() -> None:
         ("globex", "present", "172.20.2.12"),
     ]
     assert plan[1]["unit"] == "pbx-runtime@globex.service"
+    assert (plan[1]["cpu_quota"], plan[1]["memory_max_mb"]) == (None, None)
+    assert not any("extensions" in entry or SECRET in str(entry) for entry in plan)
 
 
-@pytest.mark.parametrize(("extensions", "message"), [
-    ({"nobody": []}, "pbx_runtime_extensions.nobody: no tenant"),
-    ({"acme": [{"number": "10 01", "secret": SECRET}]}, "acme[0].number"),
-    ({"acme": [{"number": "1001", "secret": "short"}]}, "acme[0].secret: extension 1001"),
-    ({"acme": [{"number": "1001", "secret": SECRET, "pin": 1}]}, "unknown keys pin"),
-    ({"acme": [{"number": "1001", "secret": SECRET, "state": "gone"}]}, "acme[0].state"),
-    ({"acme": [{"number": "1", "secret": SECRET}, {"number": "1", "secret": SECRET}]},
-     "acme[1].number: 1 is listed twice"),
-])  # fmt: skip
-def test_extension_errors_name_the_field(extensions: dict[str, Any], message: str) -> None:
-    errors = check_extensions(extensions, [ACME])
-    assert any(message in error for error in errors), errors
-    assert not any(SECRET in error for error in errors)
-
-
-def test_render_refuses_bad_extensions_without_showing_the_secret() -> None:
-    with pytest.raises(ValueError, match="secret") as info:
-        render_config(ACME, "pbx1", {"acme": [{"number": "1001", "secret": "tiny"}]})
-    assert "tiny" not in str(info.value)
+def test_missing_secret_is_an_error_naming_the_extension() -> None:
+    with pytest.raises(ValueError, match="tenant acme: extension 1002 has no secret"):
+        render_config(ACME, "pbx1", {"1001": SECRET})
 
 
 def test_absent_tenant_has_no_config() -> None:
     with pytest.raises(ValueError, match="not served"):
-        render_config(GLOBEX, "pbx1", {})
+        render_config(GLOBEX, "pbx1", SECRETS)

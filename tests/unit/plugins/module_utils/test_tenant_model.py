@@ -44,8 +44,9 @@ def tenants() -> list[dict[str, Any]]:
     return copy.deepcopy(VALID)
 
 
-def check(tenants: Any, hosts: Any = HOSTS, reserved: Any = RESERVED) -> list[str]:
-    errors = inventory_errors(tenants, hosts, reserved)
+def check(tenants: Any, hosts: Any = HOSTS, reserved: Any = RESERVED,
+          secrets: Any = None) -> list[str]:
+    errors = inventory_errors(tenants, hosts, reserved, secrets)
     assert isinstance(errors, list)
     assert all(isinstance(error, str) for error in errors)
     return errors
@@ -392,3 +393,81 @@ def test_sip_transports_rules(
 def test_sip_transports_opt_in_is_valid(tenants: list[dict[str, Any]]) -> None:
     tenants[0]["sip_transports"] = ["tls", "udp"]
     assert check(tenants) == []
+
+
+# --- extensions and runtime settings ---------------------------------------------------------
+
+SECRET = "Zq7-wL2p_Vx9sKf4Rt"
+SECRETS = {"acme": {"1001": SECRET, 1002: SECRET + "2"}}
+
+
+def extension(**fields: Any) -> dict[str, Any]:
+    return {"number": "1001", "display_name": "Alice", "state": "present"} | fields
+
+
+def test_extensions_and_runtime_settings_are_valid(tenants: list[dict[str, Any]]) -> None:
+    tenants[0]["extensions"] = [extension(), extension(number=1002, display_name="Bob Ö"),
+                                {"number": "1003", "state": "absent"}]  # fmt: skip
+    tenants[0]["runtime"] = {"cpu_quota": 50, "memory_max_mb": 256, "max_calls": 20,
+                             "source_lockout": {"threshold": 5, "lock": 60, "max_lock": 3600}}
+    assert check(tenants, secrets=SECRETS) == []
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("not a list", "extensions: must be a list, got string"),
+    ([42], "extensions[0]: must be a mapping of extension fields, got integer"),
+    ([extension(number="10-01")], "extensions[0].number: '10-01' is not an extension number"),
+    ([extension(number=True)], "extensions[0].number: True is not an extension number"),
+    ([extension(), extension(number=1001)], "extensions[1].number: 1001 is also extensions[0]"),
+    ([extension(number="1009")],
+     "extensions[0]: secret pbx_extension_secrets.acme.1009: required field is missing"),
+    ([extension(display_name='Al"ice')], "extensions[0].display_name:"),
+    ([extension(secret="inline")], "extensions[0].secret: unknown field"),
+    ([extension(state="gone")], "extensions[0].state: 'gone' must be one of: present, absent"),
+])  # fmt: skip
+def test_extension_rules(tenants: list[dict[str, Any]], value: Any, fragment: str) -> None:
+    tenants[0]["extensions"] = value
+    errors = check(tenants, secrets=SECRETS)
+    assert any(error.startswith(f"{ACME}: ") and fragment in error for error in errors), errors
+
+
+@pytest.mark.parametrize("secret", ["aaaaaaaaaaaaaaaaaaaa", "Sh0rt!x", "abcdefgabcdefgabcdefg", 17])
+def test_weak_secret_is_refused_and_never_shown(tenants: list[dict[str, Any]],
+                                                secret: Any) -> None:
+    tenants[0]["extensions"] = [extension()]
+    errors = check(tenants, secrets={"acme": {"1001": secret}})
+    assert len(errors) == 1 and errors[0].startswith(
+        f"{ACME}: extensions[0]: secret pbx_extension_secrets.acme.1001: "), errors
+    assert str(secret) not in errors[0]
+
+
+def test_stray_and_malformed_secrets_are_reported(tenants: list[dict[str, Any]]) -> None:
+    tenants[0]["extensions"] = [extension()]
+    errors = check(tenants, secrets={"acme": {"1001": SECRET, "1010": SECRET},
+                                     "nobody": {"1": SECRET}, "globex": "x"})  # fmt: skip
+    assert errors == [
+        "pbx_extension_secrets.acme.1010: no such extension in the tenant files",
+        "pbx_extension_secrets.nobody.1: no such extension in the tenant files",
+        "pbx_extension_secrets.globex: must be a mapping of extension number to secret",
+    ]
+    assert check(tenants, secrets=[SECRET]) == [
+        "pbx_extension_secrets: must be a mapping of tenant slug to {number: secret}, got list",
+        f"{ACME}: extensions[0]: secret pbx_extension_secrets.acme.1001: required field is missing",
+    ]
+
+
+@pytest.mark.parametrize(("runtime", "fragment"), [
+    ({"cpu_quota": 1}, "runtime.cpu_quota: 1 is out of range 5..400"),
+    ({"memory_max_mb": 10**6}, "runtime.memory_max_mb: 1000000 is out of range"),
+    ({"max_calls": 0}, "runtime.max_calls: 0 is out of range"),
+    ({"digest_algorithms": ["SHA-512"]}, "runtime.digest_algorithms: 'SHA-512' must be one of"),
+    ({"threads": 4}, "runtime.threads: unknown field"),
+    ({"user_lockout": 5}, "runtime.user_lockout: must be a mapping"),
+    ({"user_lockout": {"threshold": 0}}, "runtime.user_lockout.threshold: 0 is out of range"),
+    ({"source_lockout": {"lock": 600, "max_lock": 60}},
+     "runtime.source_lockout.max_lock: 60 is less than lock (600)"),
+])  # fmt: skip
+def test_runtime_rules(tenants: list[dict[str, Any]], runtime: Any, fragment: str) -> None:
+    tenants[0]["runtime"] = runtime
+    errors = check(tenants)
+    assert any(error.startswith(f"{ACME}: ") and fragment in error for error in errors), errors
