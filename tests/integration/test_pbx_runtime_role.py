@@ -33,26 +33,18 @@ ADDRESS = "172.20.1.11"
 PLAYS = ("validate_inventory", "tenant_network", "pki", "firewall", "pbx_runtime")
 UNIT = "pbx-runtime@acme.service"
 
-# Drives tests/integration/runtime/ua.py from the site namespace; arguments (with the
-# password) come on stdin. ua.py names the server "localhost": check the tenant's name instead.
+# Drives tests/integration/runtime/ua.py from the site namespace, checking the server's name
+# (the tenant's domain); arguments (with the password) come on stdin.
 UA_DRIVER = r"""
 import asyncio, json, sys
 from pathlib import Path
-import tests.integration.runtime.ua as ua_module
+from tests.integration.runtime.ua import UA
 
 args = json.loads(sys.stdin.read())
-_open = asyncio.open_connection
-
-async def open_connection(*a, **kw):
-    if kw.get("server_hostname"):
-        kw["server_hostname"] = args["domain"]
-    return await _open(*a, **kw)
-
-ua_module.asyncio.open_connection = open_connection
 
 async def main():
-    ua = await ua_module.UA.open("TLS", (args["address"], 5061), args["user"], args["password"],
-                                 args["domain"], ca=Path(args["ca"]))
+    ua = await UA.open("TLS", (args["address"], 5061), args["user"], args["password"],
+                       args["domain"], ca=Path(args["ca"]), server_name=args["domain"])
     try:
         options = await ua.options()
         register = await ua.register()
@@ -221,9 +213,35 @@ def test_changed_secret_is_reloaded_without_restart(lab: Path) -> None:
         "network.env",
         "nftables.nft",
         "runtime.restart-key",
+        "runtime.tls-key",
         "runtime.toml",
         "tls",
     ]
+
+
+def served_certificate() -> str:
+    """The serial of the certificate the runtime presents to a phone in the tenant's site."""
+    ca = STATE / "pki" / "tenants" / "acme" / "chain.pem"
+    result = subprocess.run(
+        ["ip", "netns", "exec", SITE, "sh", "-c",
+         f"openssl s_client -connect {ADDRESS}:5061 -servername {DOMAIN} -CAfile {ca} "
+         "-verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0 and "serial=" in result.stdout, result.stderr
+    return result.stdout.strip()
+
+
+def test_renewed_certificate_is_reloaded_without_restart(lab: Path) -> None:
+    before, serial = main_pid(), served_certificate()
+    # Longer lifetimes with a renewal window that the current certificate and CRL fall in:
+    # both are re-issued (the CAs are not).
+    result = converge(lab, "-e", "pki_server_cert_days=1000", "-e", "pki_crl_days=1000",
+                      "-e", "pki_renew_days=900")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Reload (SIGHUP) the runtime of acme" in result.stdout
+    assert main_pid() == before
+    assert served_certificate() != serial
 
 
 def source_copy(tmp_path: Path, version: str, *, broken: bool = False) -> Path:

@@ -67,7 +67,8 @@ class UA:
     @classmethod
     async def open(cls, transport: str, server: tuple[str, int], user: str, password: str,
                    domain: str, *, ca: Path | None = None, algorithm: str = "SHA-256",
-                   client_cert: tuple[Path, Path] | None = None) -> UA:  # fmt: skip
+                   client_cert: tuple[Path, Path] | None = None,
+                   server_name: str = "localhost") -> UA:  # fmt: skip
         ua = cls(transport, server, user, password, domain, algorithm)
         loop = asyncio.get_running_loop()
         if transport == "UDP":
@@ -83,7 +84,7 @@ class UA:
                 if client_cert is not None:
                     context.load_cert_chain(*client_cert)
             reader, writer = await asyncio.open_connection(
-                *server, ssl=context, server_hostname="localhost" if context else None
+                *server, ssl=context, server_hostname=server_name if context else None
             )
             ua._writer = writer
             ua._reader_task = asyncio.create_task(ua._read(reader))
