@@ -171,7 +171,11 @@ class PhoneLine:
                                      f"({' '.join(why) or self._log_tail(1)})")  # fmt: skip
         if "Certificate accepted at depth=0" not in log:
             return Result("tls", f"{what}: TLS handshake refused ({self._log_tail(2)})")
-        return Result("sip", f"{what}: {answer[0] if answer else 'no SIP answer'}")
+        if answer:
+            return Result("sip", f"{what}: {answer[0]}")
+        # No status: SIPp's own complaint (e.g. a challenge it cannot answer).
+        said = [line.strip() for line in text.splitlines() if ": " in line][-1:]
+        return Result("sip", f"{what}: no SIP answer it accepted ({' '.join(said) or 'silent'})")
 
     def _log_tail(self, lines: int = 3) -> str:
         if not self.log.exists():
