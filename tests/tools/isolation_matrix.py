@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lab"))
 import labctl  # noqa: E402  (lab/ is a directory of scripts, not a package)
+from probe import CONNECTED  # noqa: E402  (beside this script)
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 REMOTE_PROBE = "/run/bulkhead-probe.py"
@@ -146,9 +147,10 @@ def matrix(inventory: Path) -> dict:
                 continue
             result = rows[source.name][target.address]
             got = {p for p in PROTOCOLS if result[p] not in (None, False)}
-            # A TCP/UDP answer must come from the listener we meant, not another namespace.
+            # A TCP/UDP answer must come from the listener we meant, not another namespace;
+            # a silent TCP listener (the tenant's runtime) counts as reached, unattributed.
             for proto in ("tcp", "udp"):
-                if result[proto] not in (None, target.name):
+                if result[proto] not in (None, target.name, CONNECTED):
                     got.add(f"{proto}:{result[proto]}")
             expected = set(PROTOCOLS) if target.tenant == source.tenant else set()
             cells[(source.name, target.name)] = got

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import socket
 import subprocess
@@ -19,6 +20,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 TIMEOUT = 1.5
+# What a TCP reach reports when it connected but got no greeting: a listener that is not ours,
+# such as the tenant's SIP runtime on the SIP-TLS port (it waits for a TLS ClientHello).
+CONNECTED = "(connected)"
 
 
 def listen(tag: str, address: str, tcp_port: int, udp_port: int, seconds: float) -> None:
@@ -29,7 +33,12 @@ def listen(tag: str, address: str, tcp_port: int, udp_port: int, seconds: float)
     def serve_tcp() -> None:
         with socket.socket(family, socket.SOCK_STREAM) as server:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind((address, tcp_port))
+            try:
+                server.bind((address, tcp_port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                return  # the port is served already (the SIP runtime): reaches say CONNECTED
             server.listen(64)
             server.settimeout(0.5)
             while time.monotonic() < deadline:
@@ -69,7 +78,10 @@ def reach_tcp(target: str, port: int) -> str | None:
     try:
         with socket.create_connection((target, port), timeout=TIMEOUT) as conn:
             conn.settimeout(TIMEOUT)
-            return conn.recv(256).decode() or None
+            try:
+                return conn.recv(256).decode() or CONNECTED
+            except TimeoutError:
+                return CONNECTED
     except OSError:
         return None
 
