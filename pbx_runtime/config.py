@@ -105,7 +105,11 @@ class Limits:
     slow_client_timeout: float = 10.0  # a partial message must complete within this
     tls_handshake_timeout: float = 10.0
     max_write_buffer: int = 1_048_576  # a peer that does not read is cut off
-    udp_backlog_bytes: int = 65_536  # bytes queued in the UDP receive buffer → shed new work
+    # Bytes queued in the UDP receive buffer (kernel accounting, ~1-2 KiB per small datagram)
+    # over which new work is shed before parsing. 1 MiB is a few hundred ms of work: enough to
+    # ride out bursts; much more would let queued requests age past T1 (500 ms), so that the
+    # phones' retransmissions arrive while the originals still wait.
+    udp_backlog_bytes: int = 1_048_576
     shed: str = "drop"  # "drop" new requests before parsing, or answer "503"
     retry_after: int = 5
     drain_timeout: float = 10.0  # SIGTERM: finish transactions for at most this long

@@ -316,7 +316,7 @@ class Core:
                 return self._abandon(event.key, now)
             if response.status == 200 and isinstance(event.source, Peer):
                 self._remember_flow(event.source)
-            return self._events(self.manager.send_response(response, now), now)
+            return self._events(self.manager.send_response(response, now, key=event.key), now)
         required = request.tokens("require") if method not in ("CANCEL", "BYE") else []
         if required and request.to.tag is None and method != "INVITE":
             unsupported = (("Unsupported", ", ".join(required)),)  # RFC 3261 §8.2.2.3

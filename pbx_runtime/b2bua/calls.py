@@ -60,7 +60,14 @@ class CallSettings:
         return 64 * self.t1
 
 
+#: Timer entries kept before those of ended calls are dropped (then: 8 per live call, or
+#: twice what was left, whichever is more).
+_TIMER_SLACK = 1024
+
+
 class Purpose(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     INVITE = "invite"
     CANCEL = "cancel"
     BYE = "bye"
@@ -105,6 +112,8 @@ class Call:
 
 
 class _Timer(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     RETRANSMIT_2XX = "retransmit 2xx"
     NO_ACK = "no ACK"
     NO_ANSWER = "ring timeout"
@@ -152,6 +161,7 @@ class CallControl:
         self._clients: dict[TransactionKey, tuple[Call, Purpose, Relay | None]] = {}
         self._active: dict[str, int] = {}
         self._timers: list[tuple[float, int, _Timer, Call, Relay | None, float]] = []
+        self._compact_at = _TIMER_SLACK  # timer entries that trigger dropping ended calls
         self._seq = itertools.count()
 
     def __len__(self) -> int:
@@ -280,7 +290,14 @@ class CallControl:
         self, kind: _Timer, delay: float, call: Call, now: float, relay: Relay | None = None
     ) -> None:
         entry = (now + delay, next(self._seq), kind, call, relay, delay)
-        heapq.heappush(self._timers, entry)
+        timers = self._timers
+        heapq.heappush(timers, entry)
+        if len(timers) > self._compact_at:
+            # Entries of ended calls are skipped when they come due, but until then they keep
+            # the whole call alive (a ring timeout is 120 s): drop them now and then.
+            self._timers = [e for e in timers if e[3].state is not CallState.ENDED]
+            heapq.heapify(self._timers)
+            self._compact_at = _TIMER_SLACK + max(8 * len(self._calls), 2 * len(self._timers))
 
     def _retransmit(
         self, call: Call, relay: Relay | None, interval: float, now: float

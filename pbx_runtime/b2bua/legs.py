@@ -46,6 +46,8 @@ def new_call_id() -> str:
 
 
 class Side(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     CALLER = "caller"
     CALLEE = "callee"
 

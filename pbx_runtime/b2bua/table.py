@@ -20,6 +20,8 @@ __all__ = ["CALL_TABLE", "CallInput", "CallState", "Step", "Transition", "render
 
 
 class CallState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     CALLING = "Calling"  # INVITE sent to the callee, nothing heard yet
     RINGING = "Ringing"  # a provisional from the callee was relayed (early dialog)
     ANSWERED = "Answered"  # 2xx relayed to the caller, waiting for its ACK
@@ -30,6 +32,8 @@ class CallState(enum.Enum):
 
 
 class CallInput(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     CALLEE_1XX = "callee 1xx"
     CALLEE_2XX = "callee 2xx"
     CALLEE_FAILED = "callee final 3xx-6xx / timeout"
@@ -43,6 +47,8 @@ class CallInput(enum.Enum):
 
 
 class Step(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     RELAY_1XX = "relay 1xx to caller"
     RELAY_2XX = "relay 2xx to caller, retransmit until ACK"
     RELAY_FINAL = "relay final to caller"

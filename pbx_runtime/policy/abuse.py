@@ -92,6 +92,10 @@ def is_scanner(user_agent: str, pattern: re.Pattern[str] = _DEFAULT_SCANNER_RE) 
 MAX_USER_KEY = 128
 
 
+#: User-Agent values remembered as not a scanner (the set is emptied when full).
+MAX_BENIGN_AGENTS = 1024
+
+
 def _user_key(user: str) -> str:
     return user if len(user) <= MAX_USER_KEY else user[:MAX_USER_KEY]
 
@@ -256,6 +260,8 @@ class AbusePolicy:
         self._meters: OrderedDict[str, _Source] = OrderedDict()
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._scanner_re = _scanner_regex(config.scanner_agents)
+        #: User-Agent values already found not to be scanners (phones repeat theirs)
+        self._benign_agents: set[str] = set()
         self._exempt = tuple(ipaddress.ip_network(c, strict=False) for c in config.exempt_networks)
 
     # -- 1. per message ------------------------------------------------------------------------
@@ -294,7 +300,15 @@ class AbusePolicy:
     # -- 2. per parsed request -----------------------------------------------------------------
 
     def check_request(self, source: str, user_agent: str | None, now: float) -> Verdict:
-        if user_agent is None or self._scanner_re.search(user_agent) is None:
+        if user_agent is None:
+            return Verdict.ALLOW
+        benign = self._benign_agents
+        if user_agent in benign:
+            return Verdict.ALLOW
+        if self._scanner_re.search(user_agent) is None:
+            if len(benign) >= MAX_BENIGN_AGENTS:
+                benign.clear()
+            benign.add(user_agent)
             return Verdict.ALLOW
         host = source_host(source)
         meter = self._meters.get(host)

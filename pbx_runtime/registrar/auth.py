@@ -60,7 +60,7 @@ class Authenticator:
 
     :param policy: receives failed/successful authentications and decides user locks; without
         one, nothing is counted and no security events are emitted.
-    :param secret: nonce HMAC key (random per process by default, see
+    :param secret: nonce MAC key (random per process by default, see
         :class:`~pbx_runtime.registrar.digest.DigestVerifier`).
     """
 

@@ -5,12 +5,13 @@
   preferred first (RFC 8760 §2.4); a response must use one of the offered algorithms.
 * ``qop=auth`` is required. ``auth-int`` and RFC 2069-style responses without ``qop`` can never
   succeed: they get a fresh challenge (the client may answer it correctly next time).
-* Nonces are stateless: ``<ts:8 hex><counter:8 hex><mac:32 hex>`` where the MAC is
-  HMAC-SHA256(secret, ts‖counter‖source host‖realm) truncated to 128 bits. A nonce is only valid
-  for the IP address it was issued to (ports change across TCP/TLS reconnects and NAT rebinding,
-  so they are not bound) and for ``nonce_ttl`` seconds; a correct answer to an expired nonce gets
-  ``stale=true``. The counter keeps two phones behind one NAT from sharing a nonce (and with it
-  nonce-count state) within the same second.
+* Nonces are stateless: ``<ts:8 hex><counter:8 hex><mac:32 hex>`` where the MAC is keyed
+  BLAKE2s-128(key = secret, ts‖counter‖source host‖realm) (RFC 7693 keyed mode, a PRF: two
+  compressions where HMAC-SHA256 needs four, and every REGISTER computes two MACs). A nonce is
+  only valid for the IP address it was issued to (ports change across TCP/TLS reconnects and
+  NAT rebinding, so they are not bound) and for ``nonce_ttl`` seconds; a correct answer to an
+  expired nonce gets ``stale=true``. The counter keeps two phones behind one NAT from sharing a
+  nonce (and with it nonce-count state) within the same second.
 * Nonce-count replay protection: the highest ``nc`` accepted per nonce is kept in a bounded LRU.
   A nonce evicted from it is answered as stale, never accepted again (an "eviction floor"), so
   memory pressure cannot reopen a replay window.
@@ -181,9 +182,24 @@ def parse_authorization(value: str) -> DigestCredentials | None:
     if head is None or head.group(1).lower() != "digest":
         return None
     rest = head.group(2)
-    if _LIST_RE.fullmatch(rest) is None:
+    # _PARAM_RE items laid end to end, the last one ending the value, are exactly what _LIST_RE
+    # accepts; a gap, a trailing comma or no item at all is checked against _LIST_RE itself.
+    items: list[tuple[str, ...]] = []
+    position = 0
+    last = None
+    match = _PARAM_RE.match
+    while position < len(rest) and len(items) <= MAX_AUTH_PARAMS:
+        last = match(rest, position)  # anchored: each character is scanned about once
+        if last is None:
+            break
+        items.append(last.groups(""))
+        position = last.end()
+    if (last is None or position != len(rest) or rest.endswith(",")) and _LIST_RE.fullmatch(
+        rest
+    ) is None:
         raise DigestError("malformed Digest credentials")
-    items = _PARAM_RE.findall(rest)
+    if position != len(rest):  # _LIST_RE accepted what the quick split did not: use findall
+        items = _PARAM_RE.findall(rest)
     if len(items) > MAX_AUTH_PARAMS:
         raise DigestError("too many Digest parameters")
     params: dict[str, str] = {}
@@ -291,7 +307,7 @@ _NONCE_FUTURE_SLACK = 2  # seconds a nonce may be "from the future" (wall-clock 
 class DigestVerifier:
     """Issues challenges and verifies Digest responses for one realm.
 
-    :param secret: HMAC key for nonces; a fresh random key per process by default, so a
+    :param secret: MAC key for nonces; a fresh random key per process by default, so a
         restart invalidates every outstanding nonce (phones simply re-authenticate) and a
         restart cannot reopen a replay window for nonces whose nc history was lost.
     """
@@ -320,6 +336,8 @@ class DigestVerifier:
         self.nonce_ttl = nonce_ttl
         self.counter = NonceCounter(max_tracked_nonces)
         self._secret = secret
+        # BLAKE2s takes keys of up to 32 bytes: a longer secret is hashed down to one.
+        self._mac_key = secret if len(secret) <= 32 else hashlib.sha256(secret).digest()
         self._serial = count()
         quoted = quote(realm)
         self._prefixes = tuple((f"Digest realm={quoted}, nonce=", a) for a in offered)
@@ -332,7 +350,7 @@ class DigestVerifier:
 
     def _sign(self, stamp: str, host: str) -> str:
         message = f"{stamp}\0{host}\0{self.realm}".encode("utf-8", "surrogatepass")
-        return hmac.digest(self._secret, message, "sha256")[:16].hex()
+        return hashlib.blake2s(message, digest_size=16, key=self._mac_key).hexdigest()
 
     def new_nonce(self, host: str, now: float) -> str:
         stamp = f"{int(now) & 0xFFFFFFFF:08x}{next(self._serial) & 0xFFFFFFFF:08x}"

@@ -112,6 +112,19 @@ def parse_header_params(text: str) -> Params:
     return Params(items)
 
 
+def _simple_params(text: str) -> list[tuple[str, str | None]]:
+    """``;a=b;c`` (already matched as token names and token values) → parameter items."""
+    items: list[tuple[str, str | None]] = []
+    for piece in text[1:].split(";"):
+        name, eq, value = piece.partition("=")
+        items.append((name, value if eq else None))
+    return items
+
+
+#: ``<uri>;name=value;flag`` with nothing quoted, no whitespace and token parameters.
+_SIMPLE_NAME_ADDR_RE = re.compile(f'<([^<>"\\s]+)>((?:;[{TOKEN_CLASS}]+(?:=[{TOKEN_CLASS}]+)?)*)')
+
+
 def _param_value(params: Params, name: str) -> str | None:
     value = params.get(name)
     if value is not None and value.startswith('"'):
@@ -133,14 +146,15 @@ class Via:
     host: str
     port: int | None = None
     params: Params = field(default=EMPTY_PARAMS)
+    #: the ``branch`` parameter (read for every transaction match, so looked up once)
+    branch: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "branch", self.params.get("branch"))
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
         return f"SIP/2.0/{self.transport} {self.host}{port}{self.params.render()}"
-
-    @property
-    def branch(self) -> str | None:
-        return self.params.get("branch")
 
     @property
     def has_rfc3261_branch(self) -> bool:
@@ -202,8 +216,25 @@ def _parse_sent_by(text: str) -> tuple[str, int | None]:
     return parse_hostport(text)
 
 
+# The usual shape of a via-parm: no whitespace but the one SP, no quoted or empty parameter,
+# token names and values. A match is parsed without the general machinery below and gives the
+# same Via (the sent-by and the parameters still go through the same checks).
+_SIMPLE_VIA_RE = re.compile(
+    f"SIP/2\\.0/([{TOKEN_CLASS}]+) ([^ \t;]+)((?:;[{TOKEN_CLASS}]+(?:=[{TOKEN_CLASS}]+)?)*)"
+)
+
+
 def parse_via(value: str) -> Via:
     """Parse one ``via-parm`` (``sent-protocol LWS sent-by *( SEMI via-params )``)."""
+    simple = _SIMPLE_VIA_RE.fullmatch(value)
+    if simple is not None:
+        transport, sent_by, param_text = simple.groups()
+        host, port = _parse_sent_by(sent_by)
+        params = EMPTY_PARAMS
+        if param_text:
+            params = Params(_simple_params(param_text))
+            _check_via_params(params)
+        return Via(transport=transport.upper(), host=host, port=port, params=params)
     parts = value.split("/", 2)
     if len(parts) != 3:
         raise _bad("malformed Via sent-protocol")
@@ -258,9 +289,15 @@ def parse_cseq(value: str) -> CSeq:
     if len(parts) != 2:
         raise _bad("malformed CSeq")
     number, method = parts
-    if not is_token(method):
+    if method not in _METHODS and not is_token(method):
         raise _bad("invalid CSeq method")
+    if len(number) <= 9 and number.isascii() and number.isdigit():  # [0-9]+, below 2**32
+        return CSeq(int(number), method)
     return CSeq(_bounded_int(number, MAX_CSEQ, "CSeq number"), method)
+
+
+_METHODS = frozenset({"REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE",
+                      "PRACK", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "PUBLISH"})  # fmt: skip
 
 
 def parse_call_id(value: str) -> str:
@@ -341,6 +378,11 @@ def parse_name_addr(value: str) -> NameAddr:
     text = value.strip(" \t")
     if not text:
         raise _bad("empty address")
+    simple = _SIMPLE_NAME_ADDR_RE.fullmatch(text)
+    if simple is not None:  # the common shape, same result as _after_laquot
+        uri_text, param_text = simple.groups()
+        params = Params(_simple_params(param_text)) if param_text else EMPTY_PARAMS
+        return NameAddr(uri=parse_uri(uri_text), params=params)
     if text[0] == '"':
         match = QUOTED_RE.match(text)
         if match is None:

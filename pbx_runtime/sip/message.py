@@ -55,6 +55,8 @@ __all__ = [
 
 Headers = tuple[tuple[str, str], ...]
 
+_NO_POSITIONS: list[int] = []  # shared "absent" answer of _positions (never mutated)
+
 #: Methods whose 101-299 responses carry Record-Route back (RFC 3261 §12.1.1, RFC 6665, 3515).
 DIALOG_CREATING_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
@@ -72,6 +74,7 @@ class _Parsed:
         "max_forwards",
         "to",
         "via",
+        "wire",
     )
 
     def __init__(self) -> None:
@@ -84,6 +87,9 @@ class _Parsed:
         self.contact: tuple[ContactValue, ...] | None = None
         self.max_forwards: int | None = None
         self.content_length: int | None = None
+        #: what :func:`serialize` made of the message (messages are immutable; a retransmission
+        #: re-sends the same bytes)
+        self.wire: bytes | None = None
 
 
 def build_index(headers: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
@@ -112,10 +118,10 @@ class _MessageBase(ABC):
     # -- raw header access ---------------------------------------------------------------------
 
     def _positions(self, name: str) -> list[int]:
-        parsed = self._parsed
-        if parsed.index is None:
-            parsed.index = build_index(self.headers)
-        return parsed.index.get(header_key(name), [])
+        index = self._parsed.index
+        if index is None:
+            index = self._parsed.index = build_index(self.headers)
+        return index.get(_KEY_CACHE.get(name) or header_key(name), _NO_POSITIONS)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Value of the first *name* header field (any spelling or compact form), or *default*."""
@@ -333,17 +339,25 @@ def serialize(message: _MessageBase) -> bytes:
     :raises ValueError: a header name is not a token, or the start line or a header value
         contains CR or LF (header injection).
     """
+    parsed = message._parsed
+    if parsed.wire is not None:
+        return parsed.wire
     body = message.body
     lines = [message.start_line]
     wrote_length = False
+    checked = _TOKEN_NAMES
+    keys = _KEY_CACHE
     for name, value in message.headers:
-        if header_key(name) == "content-length":
+        if (keys.get(name) or header_key(name)) == "content-length":
             if not wrote_length:
                 lines.append(f"{name}: {len(body)}")
                 wrote_length = True
             continue
-        if not is_token(name):
-            raise ValueError(f"header name {name!r} is not a token")
+        if name not in checked:
+            if not is_token(name):
+                raise ValueError(f"header name {name!r} is not a token")
+            if len(checked) < _TOKEN_NAMES_MAX:
+                checked.add(name)
         lines.append(f"{name}: {value}")
     if not wrote_length:
         lines.append(f"Content-Length: {len(body)}")
@@ -351,7 +365,26 @@ def serialize(message: _MessageBase) -> bytes:
     separators = len(lines) - 1
     if head.count("\r") != separators or head.count("\n") != separators:
         raise ValueError("CR or LF inside a start line or header field (header injection)")
-    return head.encode("utf-8") + b"\r\n\r\n" + body
+    wire = head.encode("utf-8") + b"\r\n\r\n" + body
+    parsed.wire = wire
+    return wire
+
+
+#: Header names :func:`serialize` has already found to be tokens (bounded).
+_TOKEN_NAMES: set[str] = set()
+_TOKEN_NAMES_MAX = 4096
+
+
+def forget_parsed_views(message: _MessageBase) -> None:
+    """Drop the parsed header views and the header index of *message*, keeping its wire form.
+
+    For messages kept only to be re-sent (a final response waiting out Timer J): the views are
+    recomputed on first use, and give the same values.
+    """
+    parsed = message._parsed
+    wire = parsed.wire
+    parsed.__init__()  # type: ignore[misc]  # reset every slot to "not computed"
+    parsed.wire = wire
 
 
 def new_tag() -> str:
@@ -383,19 +416,36 @@ def build_response(
         reason = REASON_PHRASES.get(status, "Unknown")
     if copy_record_route is None:
         copy_record_route = 100 < status < 300 and request.method in DIALOG_CREATING_METHODS
-    out: list[tuple[str, str]] = [("Via", value) for value in _values(request, "via")]
-    out.extend(("From", value) for value in _values(request, "from"))
-    for value in _values(request, "to"):
-        if status > 100 and request.to.tag is None:
-            value = f"{value};tag={to_tag if to_tag is not None else new_tag()}"
-        out.append(("To", value))
-    out.extend(("Call-ID", value) for value in _values(request, "call-id"))
-    out.extend(("CSeq", value) for value in _values(request, "cseq"))
+    fields = request.headers
+    index = request._parsed.index
+    if index is None:
+        index = request._parsed.index = build_index(fields)
+    get = index.get
+    out = [("Via", fields[i][1]) for i in get("via", _NO_POSITIONS)]
+    out += [("From", fields[i][1]) for i in get("from", _NO_POSITIONS)]
+    to_positions = get("to", _NO_POSITIONS)
+    if to_positions and status > 100 and request.to.tag is None:
+        tag = to_tag if to_tag is not None else new_tag()
+        out += [("To", f"{fields[i][1]};tag={tag}") for i in to_positions]
+    else:
+        out += [("To", fields[i][1]) for i in to_positions]
+    out += [("Call-ID", fields[i][1]) for i in get("call-id", _NO_POSITIONS)]
+    out += [("CSeq", fields[i][1]) for i in get("cseq", _NO_POSITIONS)]
     if copy_record_route:
-        out.extend(("Record-Route", value) for value in _values(request, "record-route"))
-    out.extend(headers)
-    return Response(status=status, reason=reason, headers=tuple(out), body=body)
+        out += [("Record-Route", fields[i][1]) for i in get("record-route", _NO_POSITIONS)]
+    extra = tuple(headers)
+    out.extend(extra)
+    response = Response(status=status, reason=reason, headers=tuple(out), body=body)
+    # The response carries the request's Via, From, Call-ID and CSeq values unchanged: their
+    # parsed views are the same (the transaction layer reads Via and CSeq of every response).
+    keys = _KEY_CACHE
+    if not any((keys.get(name) or header_key(name)) in _COPIED_KEYS for name, _ in extra):
+        source, parsed = request._parsed, response._parsed
+        parsed.via = source.via
+        parsed.cseq = source.cseq
+        parsed.call_id = source.call_id
+        parsed.from_ = source.from_
+    return response
 
 
-def _values(message: Message, key: str) -> list[str]:
-    return [message.headers[i][1] for i in message._positions(key)]
+_COPIED_KEYS = frozenset({"via", "from", "call-id", "cseq"})

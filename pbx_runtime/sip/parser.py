@@ -101,17 +101,21 @@ def _ctl_outside_quoted_pair(value: str) -> bool:
 # Deleting every byte that is neither a control character nor CR/LF leaves, for a clean head,
 # exactly one CRLF per line break: one C-speed pass checks line structure and control chars.
 _NOT_CTL = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b <= 0x7E or b >= 0x80)
-_NAME_OK: set[str] = set()
+#: Header names as written (before the colon) already checked → the name without trailing
+#: SP/HT, one shared string object per spelling (every message holds its header names).
+_NAME_OK: dict[str, str] = {}
 _NAME_OK_MAX = 4096
 
 
-def _check_name(name: str, colon: str) -> None:
+def _check_name(name: str, colon: str) -> str:
     if not colon:
         raise SIPProtocolError(400, "header line without a colon")
-    if TOKEN_RE.fullmatch(name.rstrip(" \t")) is None:
+    stripped = name.rstrip(" \t")
+    if TOKEN_RE.fullmatch(stripped) is None:
         raise SIPProtocolError(400, "invalid header name")
     if len(_NAME_OK) < _NAME_OK_MAX:
-        _NAME_OK.add(name)
+        _NAME_OK[name] = stripped
+    return stripped
 
 
 def parse_head(raw: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
@@ -153,15 +157,15 @@ def parse_head(raw: bytes, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
                     fields[-1] = (name, f"{value} {more}" if value else more)
                 continue
             name, colon, value = line.partition(":")
-            if name not in _NAME_OK:
-                _check_name(name, colon)
-            fields.append((name.rstrip(" \t"), value.strip(" \t")))
+            known = _NAME_OK.get(name)
+            fields.append((known or _check_name(name, colon), value.strip(" \t")))
     else:
+        names = _NAME_OK
         parts = [line.partition(":") for line in lines[1:]]
-        for name, colon, _ in parts:
-            if name not in _NAME_OK:
-                _check_name(name, colon)
-        fields = [(name.rstrip(" \t"), value.strip(" \t")) for name, _, value in parts]
+        fields = [
+            (names.get(name) or _check_name(name, colon), value.strip(" \t"))
+            for name, colon, value in parts
+        ]
     if len(fields) > limits.max_headers:
         raise _too_large("number of header fields")
     if len(head) > limits.max_header_line_bytes:

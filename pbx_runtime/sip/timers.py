@@ -96,6 +96,8 @@ def is_reliable_transport(transport: str) -> bool:
 class Timer(enum.Enum):
     """The RFC 3261 / RFC 6026 transaction timers (C belongs to proxies and is not here)."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     A = "A"
     B = "B"
     D = "D"

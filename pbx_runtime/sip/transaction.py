@@ -27,15 +27,14 @@ import enum
 import heapq
 import itertools
 import secrets
-from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeAlias
 
-from .abnf import header_key
+from .abnf import _KEY_CACHE, header_key
 from .errors import SIPProtocolError
-from .message import Message, Request, Response, build_response
+from .message import Message, Request, Response, build_response, forget_parsed_views
 from .timers import DEFAULT_TIMERS, Timer, TimerSettings, is_reliable_transport
 
 __all__ = [
@@ -104,6 +103,8 @@ class State(enum.Enum):
     """Transaction states (RFC 3261 §17, RFC 6026 "Accepted"). INITIAL exists only until the
     machine's start input; TERMINATED is final and ignores everything."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     INITIAL = "Initial"
     CALLING = "Calling"
     TRYING = "Trying"
@@ -116,6 +117,8 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """What can happen to a transaction: a message class, a TU call, a timer, a transport error."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
 
     TU_REQUEST = "TU sends request"  # client start input
     RESPONSE_1XX = "1xx received"
@@ -142,10 +145,13 @@ class Input(enum.Enum):
 
 
 TIMER_INPUT: Mapping[Timer, Input] = MappingProxyType({t: Input[f"TIMER_{t.name}"] for t in Timer})
-_INPUT_TIMER: Mapping[Input, Timer] = MappingProxyType({v: k for k, v in TIMER_INPUT.items()})
+_INPUT_TIMER: dict[Input, Timer] = {v: k for k, v in TIMER_INPUT.items()}
+_TIMER_INPUT: dict[Timer, Input] = dict(TIMER_INPUT)
 
 
 class Role(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash, in C
+
     CLIENT = "client"
     SERVER = "server"
 
@@ -170,6 +176,14 @@ class TransactionKey:
     branch: str
     method: str
     sent_by: str = ""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Keys are hashed on every look-up (transactions, armed timers): hash once.
+        object.__setattr__(self, "_hash", hash((self.role, self.branch, self.method, self.sent_by)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def for_client(cls, message: Message) -> TransactionKey:
@@ -581,6 +595,16 @@ NON_INVITE_SERVER = Machine(
     table=MappingProxyType(_NIST),
 )
 MACHINES = (INVITE_CLIENT, NON_INVITE_CLIENT, INVITE_SERVER, NON_INVITE_SERVER)
+_ALL_TIMERS = tuple(Timer)
+#: The timers each machine's table can start (the only ones a terminated one can leave armed).
+_MACHINE_TIMERS: dict[str, tuple[Timer, ...]] = {
+    m.name: tuple(
+        t
+        for t in Timer
+        if any(Start(t, i) in row.steps for row in m.table.values() for i in Interval)
+    )
+    for m in MACHINES
+}
 
 _TIMEOUT_TIMERS = frozenset({Timer.B, Timer.F, Timer.H})
 
@@ -690,6 +714,7 @@ class Transaction:
     """
 
     __slots__ = (
+        "_compacted",
         "_intervals",
         "_running",
         "ack",
@@ -729,8 +754,9 @@ class Transaction:
         self.state = State.INITIAL
         self.last_response: Response | None = None
         self.ack: Request | None = None
-        self._running: set[Timer] = set()
+        self._running: list[Timer] = []  # at most four: a list is a third of a set's size
         self._intervals: dict[Timer, float] = {}
+        self._compacted = False
 
     def __repr__(self) -> str:
         return f"<Transaction {self.machine.name} {self.key.branch} {self.state.value}>"
@@ -770,23 +796,30 @@ class Transaction:
     def handle(self, event: Input, message: Message | None = None) -> list[Action]:
         """Apply the table row for ``(state, event)``; inputs without a row are ignored."""
         out: list[Action] = []
-        pending: deque[tuple[Input, Message | None]] = deque([(event, message)])
-        while pending and self.state is not State.TERMINATED:
-            current, msg = pending.popleft()
+        # Inputs queued by zero-delay timers (reliable transports) are handled in turn.
+        pending: list[tuple[Input, Message | None]] = [(event, message)]
+        table = self.machine.table
+        running = self._running
+        index = 0
+        while index < len(pending) and self.state is not State.TERMINATED:
+            current, msg = pending[index]
+            index += 1
             timer = _INPUT_TIMER.get(current)
             if timer is not None:
-                if timer not in self._running:
+                if timer not in running:
                     continue  # stale
-                self._running.discard(timer)
-            row = self.machine.table.get((self.state, current))
+                running.remove(timer)
+            row = table.get((self.state, current))
             if row is None:
                 continue
             self.state = row.target
             for step in row.steps:
                 self._apply(step, current, msg, out, pending)
             if self.state is State.TERMINATED:
-                self._running.clear()
+                running.clear()
                 out.append(TransactionTerminated(self.key, _reason(current)))
+        if self.state in _WAITING_STATES and not self.reliable and not self._compacted:
+            self._compact()
         return out
 
     def _apply(
@@ -795,16 +828,31 @@ class Transaction:
         current: Input,
         msg: Message | None,
         out: list[Action],
-        pending: deque[tuple[Input, Message | None]],
+        pending: list[tuple[Input, Message | None]],
     ) -> None:
-        if isinstance(step, Start):
-            self._start(step, out, pending)
-        elif isinstance(step, Stop):
-            if step.timer in self._running:
-                self._running.discard(step.timer)
-                out.append(CancelTimer(self.key, step.timer))
+        kind = type(step)
+        if kind is Start:
+            self._start(step, out, pending)  # type: ignore[arg-type]  # narrowed by type()
+        elif kind is Stop:
+            timer = step.timer  # type: ignore[union-attr]
+            if timer in self._running:
+                self._running.remove(timer)
+                out.append(CancelTimer(self.key, timer))
+        elif step is Do.SEND_RESPONSE:
+            if isinstance(msg, Response):
+                self.last_response = msg
+                out.append(SendMessage(msg, self.peer))
         elif step is Do.SEND_REQUEST:
             out.append(SendMessage(self.request, self.peer))
+        elif step is Do.PASS_TO_TU:
+            if msg is not None:
+                out.append(PassToTU(self.key, msg))
+        elif step is Do.RESEND_RESPONSE:
+            if self.last_response is not None:
+                out.append(SendMessage(self.last_response, self.peer))
+        elif step is Do.SEND_TRYING:
+            self.last_response = _trying(self.request)
+            out.append(SendMessage(self.last_response, self.peer))
         elif step is Do.SEND_ACK:
             if isinstance(msg, Response):
                 self.ack = build_ack(self.request, msg)
@@ -812,26 +860,32 @@ class Transaction:
         elif step is Do.RESEND_ACK:
             if self.ack is not None:
                 out.append(SendMessage(self.ack, self.peer))
-        elif step is Do.SEND_TRYING:
-            self.last_response = _trying(self.request)
-            out.append(SendMessage(self.last_response, self.peer))
-        elif step is Do.SEND_RESPONSE:
-            if isinstance(msg, Response):
-                self.last_response = msg
-                out.append(SendMessage(msg, self.peer))
-        elif step is Do.RESEND_RESPONSE:
-            if self.last_response is not None:
-                out.append(SendMessage(self.last_response, self.peer))
-        elif step is Do.PASS_TO_TU:
-            if msg is not None:
-                out.append(PassToTU(self.key, msg))
         elif step is Do.REPORT_TIMEOUT:
             out.append(TimedOut(self.key, _INPUT_TIMER[current]))
         elif step is Do.REPORT_TRANSPORT_ERROR:
             out.append(TransportFailed(self.key))
 
+    def _compact(self) -> None:
+        """Once a transaction has its final response it never sends its request again: in
+        Completed or Accepted it only absorbs retransmissions, resends the final response
+        (server) or the ACK (client), for up to 32 s over UDP (Timers D, J, L, M). Keep of the
+        request only what a response or an ACK is built from, so that thousands of waiting
+        transactions cost little memory; a server's final response (the TU is done with it)
+        also drops its parsed views, keeping its wire form for retransmissions."""
+        self._compacted = True
+        final = self.last_response
+        if final is not None and self.machine.role is Role.SERVER and self.state is State.COMPLETED:
+            forget_parsed_views(final)
+        request = self.request
+        keys = _KEY_CACHE
+        kept = [
+            h for h in request.headers if (keys.get(h[0]) or header_key(h[0])) in _KEPT_IN_COMPLETED
+        ]
+        if len(kept) < len(request.headers) or request.body:
+            self.request = Request(method=request.method, uri=request.uri, headers=tuple(kept))
+
     def _start(
-        self, step: Start, out: list[Action], pending: deque[tuple[Input, Message | None]]
+        self, step: Start, out: list[Action], pending: list[tuple[Input, Message | None]]
     ) -> None:
         timer = step.timer
         initial = self.timers.initial(timer, reliable=self.reliable)
@@ -843,12 +897,23 @@ class Transaction:
             delay = self.timers.t2
         else:
             delay = initial
-        self._intervals[timer] = delay
-        self._running.add(timer)
+        if timer in _DOUBLING:
+            self._intervals[timer] = delay  # only read to double A, E and G
+        if timer not in self._running:
+            self._running.append(timer)
         if delay <= 0:
-            pending.append((TIMER_INPUT[timer], None))
+            pending.append((_TIMER_INPUT[timer], None))
         else:
             out.append(StartTimer(self.key, timer, delay))
+
+
+_DOUBLING = frozenset({Timer.A, Timer.E, Timer.G})
+#: States where a transaction only waits out its last timer (see ``Transaction._compact``).
+_WAITING_STATES = frozenset({State.COMPLETED, State.ACCEPTED})
+#: Header fields a completed server transaction keeps of its request (see ``_compact``).
+_KEPT_IN_COMPLETED = frozenset(
+    {"via", "from", "to", "call-id", "cseq", "timestamp", "max-forwards", "route", "record-route"}
+)
 
 
 def _reason(last: Input) -> TerminationReason:
@@ -1012,8 +1077,11 @@ class TransactionManager:
         self._transactions[key] = tx
         return key, self._run(tx.start(), now)
 
-    def send_response(self, response: Response, now: float) -> list[Event]:
-        """The TU's response to a server transaction (found from its top Via and CSeq).
+    def send_response(
+        self, response: Response, now: float, *, key: TransactionKey | None = None
+    ) -> list[Event]:
+        """The TU's response to a server transaction (found from its top Via and CSeq, or
+        *key*: the key of the :class:`RequestReceived` it answers).
 
         Returns ``[]`` when no transaction is live (it terminated: e.g. a 2xx retransmitted after
         Timer L) or when the transaction's state discards it (a second final).
@@ -1023,7 +1091,8 @@ class TransactionManager:
         try:
             if response.cseq.method == "ACK":
                 raise ValueError("ACK is never answered")
-            key = TransactionKey.for_server(response)
+            if key is None:
+                key = TransactionKey.for_server(response)
         except SIPProtocolError as err:
             raise ValueError(f"response matches no server transaction: {err}") from err
         tx = self._transactions.get(key)
@@ -1083,9 +1152,10 @@ class TransactionManager:
         return events
 
     def _forget(self, key: TransactionKey) -> None:
-        self._transactions.pop(key, None)
-        for timer in Timer:
-            self._armed.pop((key, timer), None)
+        tx = self._transactions.pop(key, None)
+        armed = self._armed
+        for timer in Timer if tx is None else _MACHINE_TIMERS.get(tx.machine.name, _ALL_TIMERS):
+            armed.pop((key, timer), None)
 
     def _compact(self) -> None:
         armed = self._armed

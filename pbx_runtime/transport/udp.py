@@ -28,6 +28,8 @@ __all__ = ["UdpEndpoint", "bind_udp"]
 MAX_BATCH = 64
 RECEIVE_BUFFER = 4 * 1024 * 1024
 MAX_DATAGRAM = 65535
+#: Source addresses whose Peer object is kept for reuse (the map is emptied when full).
+MAX_PEERS = 65536
 #: ``SO_MEMINFO`` (Linux ``sock_diag``): u32 array, index 0 = bytes in the receive queue.
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
 _MEMINFO_SIZE = 9 * 4
@@ -54,6 +56,8 @@ class UdpEndpoint:
         self.send_errors = 0
         self._meminfo = True
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Peer objects by source address: phones keep their address, so most are reused
+        self._peers: dict[tuple[str, int], Peer] = {}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -71,6 +75,7 @@ class UdpEndpoint:
         now = runtime.now()
         receive = self.sock.recvfrom
         index = self.index
+        peers = self._peers
         backlog = self.queued_bytes()
         for _ in range(MAX_BATCH):
             try:
@@ -79,9 +84,12 @@ class UdpEndpoint:
                 break
             except OSError:
                 continue  # an ICMP error queued on the socket (ECONNREFUSED…)
-            outputs = core.datagram_received(
-                data, Peer("UDP", address[0], address[1], index), now, backlog=backlog
-            )
+            peer = peers.get(address)
+            if peer is None:
+                if len(peers) >= MAX_PEERS:
+                    peers.clear()
+                peer = peers[address] = Peer("UDP", address[0], address[1], index)
+            outputs = core.datagram_received(data, peer, now, backlog=backlog)
             if outputs:
                 runtime.perform(outputs)
         runtime.after_input()
