@@ -115,6 +115,10 @@ class State(enum.Enum):
     TERMINATED = "Terminated"
 
 
+# States in which a transaction has its outcome and only absorbs retransmissions until a timer.
+_SETTLED = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED, State.TERMINATED})
+
+
 class Input(enum.Enum):
     """What can happen to a transaction: a message class, a TU call, a timer, a transport error."""
 
@@ -965,6 +969,12 @@ class TransactionManager:
 
     def __contains__(self, key: object) -> bool:
         return key in self._transactions
+
+    def unsettled(self) -> int:
+        """Transactions still waiting for a final response or an ACK. The others (Completed,
+        Confirmed, Accepted) only wait out a timer to absorb retransmissions, up to 32 s over
+        UDP: a draining process need not wait for them."""
+        return sum(t.state not in _SETTLED for t in self._transactions.values())
 
     def transaction(self, key: TransactionKey) -> Transaction | None:
         """The live transaction *key* (read its ``state``; do not drive it directly)."""

@@ -187,11 +187,13 @@ class Runtime:
         self._loop.create_task(self._drain(deadline))
 
     async def _drain(self, deadline: float) -> None:
-        while len(self.core.manager) > 0 and self._loop.time() < deadline:
+        # Settled transactions (final response sent, ACK in) only absorb retransmissions:
+        # waiting out their timers would hold every restart for up to 32 s after a call.
+        while self.core.manager.unsettled() > 0 and self._loop.time() < deadline:
             await asyncio.sleep(0.05)
-        left = len(self.core.manager)
+        left = self.core.manager.unsettled()
         if left:
-            log.warning("drain bound reached with %d transactions left", left)
+            log.warning("drain bound reached with %d unsettled transactions left", left)
         if not self._stopped.done():
             self._stopped.set_result(None)
 

@@ -121,6 +121,19 @@ def test_retransmitted_non_invite_absorbed_then_final_resent() -> None:
     assert manager.send_response(reply(register, 500), 1.1) == []  # second final discarded
 
 
+def test_only_transactions_without_an_outcome_are_unsettled() -> None:
+    """Drain waits for these; Completed/Accepted ones only absorb retransmissions."""
+    manager = TransactionManager()
+    register, invite = make_request("REGISTER"), make_request(branch="z9hG4bK-2")
+    manager.receive(register, PEER, 0.0)
+    manager.receive(invite, PEER, 0.0)
+    assert (len(manager), manager.unsettled()) == (2, 2)
+    manager.send_response(reply(register, 200), 0.1)  # Completed (Timer J, 32 s over UDP)
+    assert (len(manager), manager.unsettled()) == (2, 1)
+    manager.send_response(reply(invite, 200), 0.2)  # Accepted (RFC 6026, Timer L)
+    assert (len(manager), manager.unsettled()) == (2, 0)
+
+
 def test_branch_case_insensitive_sent_by_and_method_distinguish() -> None:
     manager = TransactionManager()
     manager.receive(make_request(branch="z9hG4bKabc"), PEER, 0.0)
