@@ -182,24 +182,9 @@ def parse_authorization(value: str) -> DigestCredentials | None:
     if head is None or head.group(1).lower() != "digest":
         return None
     rest = head.group(2)
-    # _PARAM_RE items laid end to end, the last one ending the value, are exactly what _LIST_RE
-    # accepts; a gap, a trailing comma or no item at all is checked against _LIST_RE itself.
-    items: list[tuple[str, ...]] = []
-    position = 0
-    last = None
-    match = _PARAM_RE.match
-    while position < len(rest) and len(items) <= MAX_AUTH_PARAMS:
-        last = match(rest, position)  # anchored: each character is scanned about once
-        if last is None:
-            break
-        items.append(last.groups(""))
-        position = last.end()
-    if (last is None or position != len(rest) or rest.endswith(",")) and _LIST_RE.fullmatch(
-        rest
-    ) is None:
+    if _LIST_RE.fullmatch(rest) is None:
         raise DigestError("malformed Digest credentials")
-    if position != len(rest):  # _LIST_RE accepted what the quick split did not: use findall
-        items = _PARAM_RE.findall(rest)
+    items = _PARAM_RE.findall(rest)
     if len(items) > MAX_AUTH_PARAMS:
         raise DigestError("too many Digest parameters")
     params: dict[str, str] = {}

@@ -8,43 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.support import ROOT, needs_root, run
+from tests.integration.support import ROOT, booted_lab, needs_root, one_host_inventory, run
 
 pytestmark = needs_root
-PYTHON = ROOT / ".venv" / "bin" / "python"
-LABCTL = ROOT / "lab" / "labctl.py"
 RULESET = "nft -s -t list ruleset | sha256sum; sha256sum /etc/bulkhead/firewall/host.nft"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One converged host with one tenant, in a lab of its own (prefix bf)."""
-    inventory = tmp_path_factory.mktemp("firewall") / "inventory"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "tenants").mkdir()
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"pbx_hosts": {
-        "hosts": {"pbx1": {"ansible_host": "10.254.6.11"}}}}}}))
-    (inventory / "group_vars" / "all" / "lab.yml").write_text(yaml.safe_dump({
-        "lab_prefix": "bf", "lab_bridge": "bflab0", "lab_gateway": "10.254.6.1/24",
-        "lab_sites_address": "10.254.6.2/24", "lab_state_dir": str(ROOT / ".lab" / "bf"),
-        "pbx_management_networks": ["10.254.6.0/24"]}))
-    (inventory / "group_vars" / "pbx_hosts").symlink_to(
-        ROOT / "inventories" / "lab" / "group_vars" / "pbx_hosts")
-    (inventory / "tenants.yml").write_text("plugin: tenants\n")
-    acme = yaml.safe_load((ROOT / "inventories" / "lab" / "tenants" / "acme.yml").read_text())
-    acme["addresses"] = {"pbx1": "172.20.1.11"}
-    acme.pop("extensions")  # no runtime here, so no extension secrets either
-    (inventory / "tenants" / "acme.yml").write_text(yaml.safe_dump(acme))
-    try:
-        up = run(PYTHON, LABCTL, f"--inventory={inventory}", "up")
-        assert up.returncode == 0, up.stderr
+    # No runtime here, so no extensions and no extension secrets either.
+    inventory = one_host_inventory(tmp_path_factory.mktemp("firewall") / "inventory", "bf", 6,
+                                   {"addresses": {"pbx1": "172.20.1.11"}, "extensions": None})
+    with booted_lab(inventory):
         converge = apply(inventory)
         assert converge.returncode == 0, converge.stdout[-3000:]
         yield inventory
-    finally:
-        run(PYTHON, LABCTL, f"--inventory={inventory}", "down")
 
 
 def apply(inventory: Path, **extra: object) -> object:

@@ -9,11 +9,9 @@ import paramiko
 import pytest
 import yaml
 
-from tests.integration.support import ROOT, needs_root, run
+from tests.integration.support import LABCTL, PYTHON, ROOT, needs_root, run
 
 pytestmark = needs_root
-LABCTL = ROOT / "lab" / "labctl.py"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 # Processes a lab could leave behind: container monitors, the hosts' init and sshd.
 LAB_PROCESSES = ("conmon", "/sbin/init", "sshd", "runc")
 

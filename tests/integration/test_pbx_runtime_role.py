@@ -19,11 +19,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.support import ROOT, ansible_env, needs_root, run
+from tests.integration.support import (
+    PYTHON,
+    ROOT,
+    ansible_env,
+    booted_lab,
+    needs_root,
+    one_host_inventory,
+    run,
+)
 
 pytestmark = needs_root
-PYTHON = ROOT / ".venv" / "bin" / "python"
-LABCTL = ROOT / "lab" / "labctl.py"
 PREFIX = "br"
 STATE = ROOT / ".lab" / PREFIX
 CONTAINER = f"{PREFIX}-pbx1"
@@ -86,54 +92,18 @@ def changed_counts(output: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    inventory = tmp_path_factory.mktemp("pbx_runtime") / "inventory"
-    lab_inventory = ROOT / "inventories" / "lab"
-    (inventory / "group_vars" / "all").mkdir(parents=True)
-    (inventory / "tenants").mkdir()
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "children": {"pbx_hosts": {"hosts": {"pbx1": {"ansible_host": "10.254.8.11"}}}}
-                }
-            }
-        )
-    )
-    (inventory / "group_vars" / "all" / "lab.yml").write_text(
-        yaml.safe_dump(
-            {
-                "lab_prefix": PREFIX,
-                "lab_bridge": f"{PREFIX}lab0",
-                "lab_gateway": "10.254.8.1/24",
-                "lab_sites_address": "10.254.8.2/24",
-                "lab_state_dir": str(STATE),
-                "pbx_management_networks": ["10.254.8.0/24"],
-                # A snapshot of the sources: edits to the tree while the test runs do not
-                # make a new version (and a restart) between its converges.
-                "pbx_runtime_source_dir": str(
-                    source_copy(inventory.parent, (ROOT / "VERSION").read_text().strip())
-                ),
-            }
-        )
-    )
-    (inventory / "group_vars" / "all" / "pki.yml").symlink_to(
-        lab_inventory / "group_vars" / "all" / "pki.yml"
-    )
-    (inventory / "group_vars" / "pbx_hosts").symlink_to(lab_inventory / "group_vars" / "pbx_hosts")
-    (inventory / "tenants.yml").write_text("plugin: tenants\n")
-    acme = yaml.safe_load((lab_inventory / "tenants" / "acme.yml").read_text())
-    acme["addresses"] = {"pbx1": ADDRESS}
-    acme["extensions"] = EXTENSIONS
-    (inventory / "tenants" / "acme.yml").write_text(yaml.safe_dump(acme))
+    base = tmp_path_factory.mktemp("pbx_runtime")
+    # A snapshot of the sources: edits to the tree while the test runs do not make a new
+    # version (and a restart) between its converges.
+    snapshot = source_copy(base, (ROOT / "VERSION").read_text().strip())
+    inventory = one_host_inventory(base / "inventory", PREFIX, 8,
+                                   {"addresses": {"pbx1": ADDRESS}, "extensions": EXTENSIONS},
+                                   {"pbx_runtime_source_dir": str(snapshot)}, ("pki.yml",))
     write_secrets(inventory, new_secrets())
-    try:
-        up = run(PYTHON, LABCTL, f"--inventory={inventory}", "up")
-        assert up.returncode == 0, up.stderr
+    with booted_lab(inventory):
         first = converge(inventory)
         assert first.returncode == 0, first.stdout[-4000:]
         yield inventory
-    finally:
-        run(PYTHON, LABCTL, f"--inventory={inventory}", "down")
 
 
 def on_host(command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -17,11 +17,9 @@ import paramiko
 import pytest
 import yaml
 
-from tests.integration.support import ROOT, needs_root, run
+from tests.integration.support import LABCTL, PYTHON, ROOT, needs_root, run
 
 pytestmark = needs_root
-LABCTL = ROOT / "lab" / "labctl.py"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 PREFIX = "bq"
 STATE = ROOT / ".lab" / PREFIX
 PKI = STATE / "pki"

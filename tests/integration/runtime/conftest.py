@@ -3,9 +3,11 @@ ports the kernel picks, from the demo generator's CA, certificate and users; alw
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,8 @@ exempt_networks = ["127.0.0.0/8"]
 [limits]
 drain_timeout = 3
 """
+#: For clients that do MD5 only and answer the first challenge (SIPp, svcrack, baresip 1.0).
+MD5_ONLY = 'digest_algorithms = ["MD5"]'
 
 
 @dataclass
@@ -95,11 +99,31 @@ def stop_pbx(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     return process.returncode
 
 
-@pytest.fixture(scope="module")
-def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    instance = start_pbx(tmp_path_factory.mktemp("pbx"))
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_pbx(directory: Path, extra_toml: str = TEST_TOML, top_toml: str = "") -> Iterator[Pbx]:
+    """A runtime for the ``with`` block; it must then stop cleanly (SIGTERM drains, exit 0)."""
+    instance = start_pbx(directory, extra_toml, top_toml)
     try:
         yield instance
     finally:
-        code = stop_pbx(instance.process)
-        assert code == 0, instance.log.read_text(errors="replace")
+        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    with running_pbx(tmp_path_factory.mktemp("pbx")) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def md5_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    """MD5 only, and room for many calls per user: what SIPp scenarios need."""
+    extra = TEST_TOML.replace("[limits]\n", "[limits]\ncalls_per_user = 50\n")
+    with running_pbx(tmp_path_factory.mktemp("md5"), extra, MD5_ONLY) as instance:
+        yield instance

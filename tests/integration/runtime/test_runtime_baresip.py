@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOMAIN, TEST_TOML, Pbx, start_pbx, stop_pbx
+from conftest import DOMAIN, MD5_ONLY, TEST_TOML, Pbx, free_port, running_pbx
 from ua import UA
 
 BARESIP = shutil.which("baresip")
@@ -36,12 +35,6 @@ pytestmark = pytest.mark.skipif(
 )
 SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _events(pbx: Pbx) -> list[dict[str, Any]]:
@@ -61,13 +54,8 @@ def _wait_event(pbx: Pbx, kind: str, user: str, timeout: float = 10.0) -> dict[s
 
 @pytest.fixture(scope="module")
 def md5_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    instance = start_pbx(
-        tmp_path_factory.mktemp("baresip"), TEST_TOML, top_toml='digest_algorithms = ["MD5"]'
-    )
-    try:
+    with running_pbx(tmp_path_factory.mktemp("baresip"), TEST_TOML, MD5_ONLY) as instance:
         yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
 
 
 class Baresip:
@@ -75,7 +63,7 @@ class Baresip:
 
     def __init__(self, pbx: Pbx, directory: Path) -> None:
         assert BARESIP is not None
-        self.control = _free_port()
+        self.control = free_port()
         directory.mkdir()
         (directory / "config").write_text("\n".join([
             "poll_method epoll", "net_interface 127.0.0.1", "dns_server 127.0.0.1:53",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DOMAIN, TEST_TOML, Pbx, make_demo, start_pbx, stop_pbx
+from conftest import DOMAIN, TEST_TOML, Pbx, make_demo, running_pbx
 from ua import UA
 
 
@@ -21,11 +21,8 @@ from ua import UA
 def own_pbx(tmp_path: Path):
     extra = TEST_TOML.replace("[limits]\n", "[limits]\nslow_client_timeout = 1\n"
                               "max_connections_per_source = 8\n")  # fmt: skip
-    instance = start_pbx(tmp_path, extra)
-    try:
+    with running_pbx(tmp_path, extra) as instance:
         yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
 
 
 def _add_user(config: Path, user: str, password: str) -> None:

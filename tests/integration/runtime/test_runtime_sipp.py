@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DOMAIN, TEST_TOML, Pbx, start_pbx, stop_pbx
+from conftest import DOMAIN, Pbx, free_port
 
 SIPP = shutil.which("sipp")
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
@@ -22,24 +22,6 @@ pytestmark = pytest.mark.skipif(
     SIPP is None, reason="sipp not installed (apt-get install -y sip-tester)"
 )
 CALLS = 5
-
-
-@pytest.fixture(scope="module")
-def md5_pbx(tmp_path_factory: pytest.TempPathFactory):
-    extra = TEST_TOML.replace("[limits]\n", "[limits]\ncalls_per_user = 50\n")
-    instance = start_pbx(
-        tmp_path_factory.mktemp("sipp"), extra, top_toml='digest_algorithms = ["MD5"]'
-    )
-    try:
-        yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # SIPp exits 0 only when every call of -m succeeded (1: some failed; -timeout_error: overran).
@@ -61,7 +43,7 @@ def test_sipp_register_with_digest(md5_pbx: Pbx) -> None:
 def test_sipp_calls_with_digest_and_bye(md5_pbx: Pbx) -> None:
     port = md5_pbx.ports["udp"]
     target = f"127.0.0.1:{port}"
-    callee_port = _free_udp_port()
+    callee_port = free_port(socket.SOCK_DGRAM)
     registered = _sipp(target, "-sf", str(SCENARIOS / "register.xml"), "-p", str(callee_port),
                        "-s", "1002", "-au", "1002", "-ap", md5_pbx.passwords["1002"],
                        "-key", "domain", DOMAIN, "-m", "1")  # fmt: skip

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOMAIN, Pbx, start_pbx, stop_pbx
+from conftest import DOMAIN, MD5_ONLY, Pbx, free_port, running_pbx
 from ua import UA
 
 SVWAR = shutil.which("svwar")
@@ -52,7 +52,6 @@ user_lockout = { threshold = 1000 }
 [limits]
 drain_timeout = 3
 """
-MD5_ONLY = 'digest_algorithms = ["MD5"]'
 WRONG = [f"guess-{n}" for n in range(1, 9)]  # 8 wrong guesses come before the password
 
 
@@ -64,19 +63,13 @@ def _interpreter() -> str:
     return first[2:].strip() if first.startswith("#!") else "/usr/bin/python3"
 
 
-def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 class Tool:
     """One svwar/svcrack run from *host*, bounded by *timeout*."""
 
     def __init__(self, pbx: Pbx, tool: str, host: str, *args: str,
                  user_agent: str | None = NEUTRAL_UA, timeout: float = 30) -> None:  # fmt: skip
         self.host = host
-        self.port = _free_udp_port(host)
+        self.port = free_port(socket.SOCK_DGRAM, host)
         self.timeout = timeout
         shim = ["--sv-bind", host] + (["--sv-user-agent", user_agent] if user_agent else [])
         command = [_interpreter(), str(SHIM), tool, *shim, "--",
@@ -143,29 +136,20 @@ def _options_from(pbx: Pbx, host: str, timeout: float = 1.5) -> bytes | None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    instance = start_pbx(tmp_path_factory.mktemp("sv-demo"), DEMO_TOML)
-    try:
+    with running_pbx(tmp_path_factory.mktemp("sv-demo"), DEMO_TOML) as instance:
         yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
-
-
-def _md5_pbx(tmp_path: Path, extra: str) -> Iterator[Pbx]:
-    instance = start_pbx(tmp_path, extra, top_toml=MD5_ONLY)
-    try:
-        yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
 
 
 @pytest.fixture
 def md5_demo(tmp_path: Path) -> Iterator[Pbx]:
-    yield from _md5_pbx(tmp_path, DEMO_TOML)
+    with running_pbx(tmp_path, DEMO_TOML, MD5_ONLY) as instance:
+        yield instance
 
 
 @pytest.fixture
 def no_lockout(tmp_path: Path) -> Iterator[Pbx]:
-    yield from _md5_pbx(tmp_path, NO_LOCKOUT_TOML)
+    with running_pbx(tmp_path, NO_LOCKOUT_TOML, MD5_ONLY) as instance:
+        yield instance
 
 
 # -- svwar -----------------------------------------------------------------------------------

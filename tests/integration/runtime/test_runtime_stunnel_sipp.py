@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DOMAIN, TEST_TOML, Pbx, make_demo, start_pbx, stop_pbx
+from conftest import DOMAIN, Pbx, free_port, make_demo
 
 SIPP = shutil.which("sipp")
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
@@ -30,18 +30,12 @@ pytestmark = pytest.mark.skipif(
 CALLS = 3
 
 
-def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Stunnel:
     """An stunnel client in the foreground: plain TCP on ``port`` → TLS to *connect*."""
 
     def __init__(self, directory: Path, name: str, connect: tuple[str, int], ca: Path) -> None:
         assert STUNNEL is not None
-        self.port = _free_port()
+        self.port = free_port()
         self.log = directory / f"stunnel-{name}.log"
         conf = directory / f"stunnel-{name}.conf"
         conf.write_text("\n".join([
@@ -84,20 +78,8 @@ class Stunnel:
 
 
 @pytest.fixture(scope="module")
-def tls_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    extra = TEST_TOML.replace("[limits]\n", "[limits]\ncalls_per_user = 50\n")
-    instance = start_pbx(
-        tmp_path_factory.mktemp("stunnel"), extra, top_toml='digest_algorithms = ["MD5"]'
-    )
-    try:
-        yield instance
-    finally:
-        assert stop_pbx(instance.process) == 0, instance.log.read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def tunnel(tls_pbx: Pbx) -> Iterator[Stunnel]:
-    instance = Stunnel(tls_pbx.directory, "sip", tls_pbx.address("TLS"), tls_pbx.ca)
+def tunnel(md5_pbx: Pbx) -> Iterator[Stunnel]:
+    instance = Stunnel(md5_pbx.directory, "sip", md5_pbx.address("TLS"), md5_pbx.ca)
     try:
         yield instance
     finally:
@@ -112,34 +94,34 @@ def _sipp(port: int, *args: str, timeout: float = 30) -> subprocess.CompletedPro
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def test_sipp_registers_over_tls_through_stunnel(tls_pbx: Pbx, tunnel: Stunnel) -> None:
+def test_sipp_registers_over_tls_through_stunnel(md5_pbx: Pbx, tunnel: Stunnel) -> None:
     result = _sipp(tunnel.port, "-sf", str(SCENARIOS / "register.xml"), "-p", "0",
-                   "-s", "1003", "-au", "1003", "-ap", tls_pbx.passwords["1003"],
+                   "-s", "1003", "-au", "1003", "-ap", md5_pbx.passwords["1003"],
                    "-m", "5", "-r", "5")  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # stunnel checked the chain and the name before any SIP went through
     assert f"Certificate accepted at depth=0: O=Bulkhead demo, CN={DOMAIN}" in tunnel.text()
 
 
-def test_sipp_calls_over_tls_through_stunnel(tls_pbx: Pbx, tunnel: Stunnel) -> None:
+def test_sipp_calls_over_tls_through_stunnel(md5_pbx: Pbx, tunnel: Stunnel) -> None:
     assert SIPP is not None
-    trace = tls_pbx.directory / "callee.msg"
+    trace = md5_pbx.directory / "callee.msg"
     callee = subprocess.Popen(
         [SIPP, f"127.0.0.1:{tunnel.port}", "-t", "t1", "-i", "127.0.0.1",
-         "-p", str(_free_port()), "-nostdin", "-timeout", "25", "-timeout_error",
+         "-p", str(free_port()), "-nostdin", "-timeout", "25", "-timeout_error",
          "-sf", str(SCENARIOS / "register_flow.xml"), "-oocsf", str(SCENARIOS / "uas.xml"),
-         "-s", "1002", "-au", "1002", "-ap", tls_pbx.passwords["1002"], "-key", "domain", DOMAIN,
+         "-s", "1002", "-au", "1002", "-ap", md5_pbx.passwords["1002"], "-key", "domain", DOMAIN,
          "-m", "1", "-d", "5000", "-trace_msg", "-message_file", str(trace)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10
-        while '"user":"1002"' not in (tls_pbx.events.read_text() if tls_pbx.events.exists()
+        while '"user":"1002"' not in (md5_pbx.events.read_text() if md5_pbx.events.exists()
                                       else ""):  # fmt: skip
             assert callee.poll() is None and time.monotonic() < deadline, "1002 not registered"
             time.sleep(0.05)
         caller = _sipp(tunnel.port, "-sf", str(SCENARIOS / "uac.xml"), "-p", "0", "-s", "1002",
-                       "-au", "1001", "-ap", tls_pbx.passwords["1001"],
+                       "-au", "1001", "-ap", md5_pbx.passwords["1001"],
                        "-auth_uri", f"1002@127.0.0.1:{tunnel.port}", "-key", "caller", "1001",
                        "-m", str(CALLS), "-r", str(CALLS))  # fmt: skip
         callee_out, _ = callee.communicate(timeout=25)
@@ -155,13 +137,13 @@ def test_sipp_calls_over_tls_through_stunnel(tls_pbx: Pbx, tunnel: Stunnel) -> N
 
 
 def test_stunnel_trusting_another_ca_never_reaches_the_runtime(
-    tls_pbx: Pbx, tmp_path: Path
+    md5_pbx: Pbx, tmp_path: Path
 ) -> None:
     make_demo.make_ca(tmp_path)  # same subject "Bulkhead demo CA", another key
-    rogue = Stunnel(tmp_path, "other-ca", tls_pbx.address("TLS"), tmp_path / "ca.pem")
+    rogue = Stunnel(tmp_path, "other-ca", md5_pbx.address("TLS"), tmp_path / "ca.pem")
     try:
         result = _sipp(rogue.port, "-sf", str(SCENARIOS / "register.xml"), "-p", "0",
-                       "-s", "1003", "-au", "1003", "-ap", tls_pbx.passwords["1003"],
+                       "-s", "1003", "-au", "1003", "-ap", md5_pbx.passwords["1003"],
                        "-m", "1", timeout=20)  # fmt: skip
     finally:
         rogue.stop()

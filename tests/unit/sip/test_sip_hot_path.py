@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from transaction_support import PEER, make_request
 
 from pbx_runtime.registrar.digest import (
+    _LIST_RE,
+    _PARAM_RE,
     MAX_AUTH_PARAMS,
     DigestCredentials,
     DigestError,
@@ -146,19 +148,8 @@ def test_header_names_are_shared_strings_and_still_checked() -> None:
 
 # -- Digest credentials --------------------------------------------------------------------------
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]"
-_VALUE = r'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"|[^\s,"]++)'
-_ITEM = rf"[ \t]*+{_TOKEN}+[ \t]*+=[ \t]*+{_VALUE}[ \t]*+"
-_LIST_RE = re.compile(rf"(?:{_ITEM},)*+{_ITEM}", re.S)
-_PARAM_RE = re.compile(
-    rf"[ \t]*+({_TOKEN}+)[ \t]*+=[ \t]*+"
-    rf'(?:"([^"\\]*+(?:\\.[^"\\]*+)*+)"|([^\s,"]++))[ \t]*+(?:,|\Z)',
-    re.S,
-)
-
-
 def _reference_items(rest: str) -> list[tuple[str, str, str]] | None:
-    """What parse_authorization split the list with before: validate, then findall."""
+    """The split by its definition: validate the whole list, then findall its items."""
     if _LIST_RE.fullmatch(rest) is None:
         return None
     return _PARAM_RE.findall(rest)

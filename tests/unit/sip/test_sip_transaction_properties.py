@@ -24,6 +24,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from transaction_support import PEER, make_request
 
 from pbx_runtime.sip import (
     PassToTU,
@@ -40,7 +41,6 @@ from pbx_runtime.sip import (
     build_ack,
     build_cancel,
     build_response,
-    parse_datagram,
 )
 from pbx_runtime.sip.timers import DEFAULT_TIMERS, TimerSettings
 from pbx_runtime.sip.transaction import (
@@ -61,24 +61,7 @@ from pbx_runtime.sip.transaction import (
 )
 
 SETTINGS = settings(deadline=None, max_examples=250, suppress_health_check=[HealthCheck.too_slow])
-PEER = ("192.0.2.10", 5060)
 BOUND = DEFAULT_TIMERS.termination_bound  # 64*T1 + max(D, J, K, L, M) = 64 s
-
-
-def make_request(method: str, *, transport: str = "UDP", branch: str = "z9hG4bK-p") -> Request:
-    data = (
-        f"{method} sip:bob@example.com SIP/2.0\r\n"
-        f"Via: SIP/2.0/{transport} client.example.com:5060;branch={branch}\r\n"
-        "Max-Forwards: 70\r\n"
-        "From: <sip:alice@example.com>;tag=a1\r\n"
-        "To: <sip:bob@example.com>\r\n"
-        "Call-ID: prop@example.com\r\n"
-        f"CSeq: 1 {method}\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-    message = parse_datagram(data)
-    assert isinstance(message, Request)
-    return message
 
 
 STATUS_OF = {
