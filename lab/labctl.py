@@ -15,6 +15,7 @@ Several labs can coexist (the README's lab, molecule's, the tests'): each invent
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import inspect
 import ipaddress
@@ -90,6 +91,11 @@ class Lab:
     @property
     def state_dir(self) -> Path:
         return ROOT / ".lab" / self.prefix
+
+    @property
+    def secrets_file(self) -> Path:
+        """Extension secrets, slug -> number -> secret (the lab's pbx_extension_secrets)."""
+        return self.state_dir / "extension-secrets.yml"
 
     @property
     def ssh_dir(self) -> Path:
@@ -256,7 +262,7 @@ def ensure_pki_passphrase(lab: Lab) -> Path:
 def ensure_extension_secrets(lab: Lab) -> Path:
     """The lab's stand-in for the vaulted pbx_extension_secrets: one random secret per listed
     extension, kept across runs (phones keep their passwords), never committed."""
-    path = lab.state_dir / "extension-secrets.yml"
+    path = lab.secrets_file
     old = yaml.safe_load(path.read_text()) if path.exists() else {}
     old = old if isinstance(old, dict) else {}
     new = {site.slug: {number: str(old.get(site.slug, {}).get(number)
@@ -450,10 +456,15 @@ def summary(lab: Lab) -> None:
         raise SystemExit(f"lab: {failed} runtime(s) or demo call(s) failed (see above)")
 
 
+@functools.cache
+def extension_secrets(lab: Lab) -> dict[str, dict[str, str]]:
+    """The lab's extension secrets, read once per process (`up` writes them)."""
+    return dict(yaml.safe_load(lab.secrets_file.read_text()))
+
+
 def site_phones(lab: Lab, site: Site) -> list[phones.Phone]:
     """The site's present extensions with their lab secrets."""
-    secrets_file = yaml.safe_load((lab.state_dir / "extension-secrets.yml").read_text())
-    return [phones.Phone(n, secrets_file[site.slug][n]) for n in site.phones]
+    return [phones.Phone(n, extension_secrets(lab)[site.slug][n]) for n in site.phones]
 
 
 def phone_line(lab: Lab, site: Site, address: str, trust: Site | None = None) -> phones.PhoneLine:

@@ -90,9 +90,8 @@ def search(lab: labctl.Lab, host: labctl.LabHost, patterns: str, user: str = "")
 
 
 def host_checks(lab: labctl.Lab) -> list[bool]:
-    secrets_file = lab.state_dir / "extension-secrets.yml"
-    plaintext = "".join(f"{secret}\n" for numbers in labctl.yaml.safe_load(
-        secrets_file.read_text()).values() for secret in numbers.values())  # fmt: skip
+    plaintext = "".join(f"{secret}\n" for numbers in labctl.extension_secrets(lab).values()
+                        for secret in numbers.values())  # fmt: skip
     results = []
     for host in lab.hosts:
         served = [s.slug for s in lab.sites if host.name in dict(s.servers)]
@@ -101,9 +100,11 @@ def host_checks(lab: labctl.Lab) -> list[bool]:
             results.append(check(active == "active", f"{host.name} pbx-runtime@{slug}", active))
         found = search(lab, host, plaintext)
         results.append(check(found == "", f"{host.name} plaintext secrets", found or "none found"))
+        foreign = {slug: labctl.ssh(lab, host, FOREIGN_PATTERNS.format(slug=slug))
+                   for slug in served}  # fmt: skip
         for slug in served:
             for other in (o for o in served if o != slug):
-                patterns = labctl.ssh(lab, host, FOREIGN_PATTERNS.format(slug=other))
+                patterns = foreign[other]
                 found = search(lab, host, patterns, f"tn-{slug}") if patterns else "no patterns"
                 results.append(check(found == "", f"{host.name} tn-{slug} reads {other}'s HA1/key",
                                      found or "nowhere"))  # fmt: skip
