@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: bootstrap lab lab-up lab-down lint unit integration molecule test
+.PHONY: bootstrap lab lab-up lab-down lint unit unit-compiled integration molecule test
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -30,6 +30,12 @@ lint:
 unit:
 	pytest -q tests/unit
 
+## The runtime's unit tests again, against the mypyc-compiled wheel the role ships.
+unit-compiled:
+	compiled=$$(scripts/compiled_runtime.sh) && PYTHONPATH=$$compiled PBX_RUNTIME_EXPECT_COMPILED=1 \
+		pytest -q -o pythonpath= tests/unit/test_build.py tests/unit/core tests/unit/policy \
+		tests/unit/registrar tests/unit/sip
+
 integration:
 	pytest -q tests/integration
 
@@ -38,4 +44,4 @@ molecule:
 	molecule test -s compartments
 
 ## Everything CI runs.
-test: bootstrap lint unit integration molecule
+test: bootstrap lint unit unit-compiled integration molecule

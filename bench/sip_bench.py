@@ -403,6 +403,26 @@ def runtime_python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+#: ``compiled``: the mypyc wheel the pbx_runtime role ships (scripts/compiled_runtime.sh);
+#: ``source``: this checkout's Python sources.
+RUNTIME_BUILD = {"build": "compiled"}
+
+
+def runtime_env(python: str) -> tuple[dict[str, str], Path]:
+    """Environment and working directory that run the chosen build of the runtime."""
+    if RUNTIME_BUILD["build"] == "source":
+        return dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"), REPO
+    try:
+        built = subprocess.run(
+            [str(REPO / "scripts" / "compiled_runtime.sh")], capture_output=True, text=True,
+            env=dict(os.environ, PYTHON=python), timeout=900, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as err:
+        raise Unavailable(f"cannot build the compiled runtime: {err}") from None
+    # not REPO: ``python -m`` puts the working directory first, and the sources would win
+    return dict(os.environ, PYTHONPATH=built.stdout.strip(), PYTHONUNBUFFERED="1"), BENCH
+
+
 def _runtime_limit_names(python: str) -> set[str]:
     """The ``[limits]`` settings this checkout's runtime knows (the schema is still moving)."""
     code = (
@@ -489,9 +509,10 @@ def start_runtime(workdir: Path, users: Sequence[User], port: int, transport: st
     point, config refused, process exits or never answers).
     """
     python = runtime_python()
+    env, cwd = runtime_env(python)
     try:
         probe = subprocess.run(
-            [python, "-c", "import pbx_runtime.__main__"], cwd=REPO, capture_output=True,
+            [python, "-c", "import pbx_runtime.__main__"], cwd=cwd, env=env, capture_output=True,
             text=True, timeout=60,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -506,16 +527,15 @@ def start_runtime(workdir: Path, users: Sequence[User], port: int, transport: st
     )
     check = subprocess.run(
         [python, "-m", "pbx_runtime", "check-config", str(config)],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=cwd, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if check.returncode != 0:
         raise Unavailable(f"runtime refused the config: {(check.stderr or check.stdout).strip()}")
     log = rdir / "runtime.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     with log.open("wb") as out:
         popen = subprocess.Popen(
             [python, "-m", "pbx_runtime", "--config", str(config), "--log-level", "WARNING"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env,
         )  # fmt: skip
     proc = Process("runtime", popen, port, transport, DOMAIN, log, dials_stream_contacts=False)
     try:
@@ -1075,7 +1095,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
         "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
         "python": platform.python_version(), "kamailio": version(["kamailio", "-v"]),
-        "sipp": version(["sipp", "-v"]),
+        "sipp": version(["sipp", "-v"]), "runtime_build": RUNTIME_BUILD["build"],
     }  # fmt: skip
 
 
@@ -1099,12 +1119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=300, help="seconds per rate search")
     p.add_argument("--max-minutes", type=float, default=40, help="deadline of the whole run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--runtime-build", choices=("compiled", "source"), default="compiled",
+                   help="run the mypyc wheel the role ships (default) or the sources")  # fmt: skip
     p.add_argument(
         "--runtime-limit", action="append", default=[], metavar="NAME=INT",
         help="set a runtime [limits] value, e.g. udp_backlog_bytes=8388608 (repeatable)",
     )  # fmt: skip
     a = p.parse_args(argv)
 
+    RUNTIME_BUILD["build"] = a.runtime_build
     for item in a.runtime_limit:
         name, _, value = item.partition("=")
         if not name or not value.isdigit():

@@ -6,6 +6,7 @@ Pipeline, cheapest first (performance-security.md §5.2, §5.5)::
                  ─► AbusePolicy.check_source (locks, flood meter: drop)
                  ─► parse_datagram / StreamFramer (SIPProtocolError → stateless answer or drop)
                  ─► AbusePolicy.check_request (scanner User-Agent: drop)
+                 ─► REGISTER without credentials: answered statelessly (401, no transaction)
                  ─► TransactionManager (retransmissions absorbed, 503 at the table limit)
                  ─► Registrar (REGISTER) │ OPTIONS → 200 │ CallControl (INVITE, CANCEL, dialogs)
                  ─► outputs: Send(peer, bytes) / Close(peer); security events in ``events``
@@ -285,7 +286,30 @@ class Core:
             if self.draining and _is_new_work(message):
                 retry = (("Retry-After", str(self.config.limits.retry_after)),)
                 return [Send(peer, serialize(build_response(message, 503, headers=retry)))]
+            answer = self._stateless_answer(message, source, now)
+            if answer is not None:
+                return [Send(peer, serialize(answer))]
         return self._events(self.manager.receive(message, peer, now, reliable=peer.is_stream), now)
+
+    def _stateless_answer(self, request: Request, source: str, now: float) -> Response | None:
+        """The answer to a REGISTER or initial INVITE without credentials, sent without a
+        transaction; ``None`` for everything else.
+
+        RFC 3261 §26.3.2.4: a single 401/407 and no retransmissions, so a flood of
+        unauthenticated requests holds no state here (the To tag is the same for every
+        challenge, §8.2.7). Without credentials nothing is registered or called, so a
+        retransmitted request is simply answered again, and the ACK of a 407 matches nothing.
+        """
+        method, has_credentials = request.method, self.authenticator.has_credentials
+        if method == "REGISTER" and not has_credentials(request, 401):
+            return self.registrar.handle(request, source, now)
+        if (
+            method == "INVITE"
+            and request.to.tag is None
+            and not has_credentials(request, self.config.call_auth_status)
+        ):
+            return self.calls.answer_unauthenticated(request, source, now)
+        return None
 
     def _events(self, events: list[Event], now: float) -> list[Output]:
         out: list[Output] = []

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   podman runc debootstrap nftables iproute2 iputils-ping openssh-client python3-venv
   sip-tester stunnel4 sipvicious baresip-core
+  gcc python3-dev
   git make ca-certificates
 )
 

@@ -316,13 +316,25 @@ class CallControl:
     # =========================================================================================
     # A new call
 
+    def answer_unauthenticated(self, request: Request, source: str, now: float) -> Response:
+        """An initial INVITE without credentials: a refusal or the challenge, which the core
+        sends without a transaction (RFC 3261 §26.3.2.4)."""
+        refused = self._refuse_before_auth(request)
+        if refused is not None:
+            return refused
+        return self.authenticator.challenge(request, source, now, status=self.settings.auth_status)
+
+    def _refuse_before_auth(self, request: Request) -> Response | None:
+        refused = _refuse_early(request)
+        if refused is None and len(self._calls) >= self.settings.max_calls:
+            return build_response(request, 503, headers=(("Retry-After", "5"),))
+        return refused
+
     def _on_invite(self, event: RequestReceived, now: float) -> list[CallAction]:
         request = event.request
-        refused = _refuse_early(request)
+        refused = self._refuse_before_auth(request)
         if refused is not None:
             return [Reply(refused)]
-        if len(self._calls) >= self.settings.max_calls:
-            return [Reply(build_response(request, 503, headers=(("Retry-After", "5"),)))]
         source = str(event.source)  # the core's Peer renders as "ip:port"
         auth = self.authenticator.authenticate(
             request, source, now, status=self.settings.auth_status

@@ -100,6 +100,11 @@ class Authenticator:
 
     # -- challenges ----------------------------------------------------------------------------
 
+    @staticmethod
+    def has_credentials(request: Request, status: int = 401) -> bool:
+        """Whether *request* carries any credentials for a *status* (401/407) challenge."""
+        return request.has(_SCOPES[status][1])
+
     def challenge(
         self,
         request: Request,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
@@ -106,7 +105,7 @@ def build_index(headers: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
     return index
 
 
-class _MessageBase(ABC):
+class _MessageBase:
     """Header look-ups and parsed accessors shared by :class:`Request` and :class:`Response`."""
 
     __slots__ = ()
@@ -143,9 +142,9 @@ class _MessageBase(ABC):
         return bool(self._positions(name))
 
     @property
-    @abstractmethod
     def start_line(self) -> str:
         """The request or status line, without CRLF."""
+        raise NotImplementedError  # Request and Response define it
 
     def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
         """A copy with *headers* as its whole header list (parsed views recomputed lazily)."""

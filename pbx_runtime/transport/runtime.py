@@ -17,6 +17,7 @@ import sys
 import time
 from typing import TextIO
 
+from pbx_runtime import COMPILED
 from pbx_runtime.config import ConfigError, RuntimeConfig, load_config
 from pbx_runtime.core import Close, Core, ListenerInfo, Output, Send
 
@@ -325,7 +326,8 @@ def tune_gc() -> None:
 
 def _ready_line(runtime: Runtime) -> str:
     parts = [f"{t}={a}:{p}" if ":" not in a else f"{t}=[{a}]:{p}" for t, a, p in runtime.bound]
-    return f"pbx_runtime ready tenant={runtime.config.tenant} " + " ".join(parts)
+    build = "compiled" if COMPILED else "interpreted"
+    return f"pbx_runtime ready tenant={runtime.config.tenant} build={build} " + " ".join(parts)
 
 
 async def serve(config: RuntimeConfig) -> None:

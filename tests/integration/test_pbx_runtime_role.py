@@ -145,6 +145,26 @@ def test_unit_is_active_hardened_and_runs_as_the_tenant(lab: Path) -> None:
     assert on_host("readlink /opt/bulkhead/runtime/current").stdout.strip().startswith("0.1.0-")
 
 
+def test_the_compiled_build_runs_and_a_foreign_abi_is_refused(lab: Path) -> None:
+    # the default build: the runtime's start line says which one it loaded
+    journal = on_host(f"journalctl --no-pager -o cat -u {UNIT}").stdout
+    started = [line for line in journal.splitlines() if "pbx_runtime ready" in line]
+    assert started and "build=compiled" in started[-1], journal[-2000:]
+    compiled = on_host("find -L /opt/bulkhead/runtime/current/lib -name 'core.*.so'").stdout
+    assert "pbx_runtime/core.cpython-" in compiled
+    # a host interpreter of another ABI stops the play before anything is copied
+    before = current_version()
+    fake = "/usr/local/bin/python3-foreign-abi"
+    on_host(f"printf '#!/bin/sh\\necho cpython-399-linux-riscv64\\n' > {fake} && chmod 755 {fake}")
+    try:
+        result = converge(lab, "-e", f"pbx_runtime_python={fake}")
+    finally:
+        on_host(f"rm -f {fake}")
+    assert result.returncode != 0
+    assert "is cpython-399-linux-riscv64" in result.stdout
+    assert current_version() == before
+
+
 def test_tls_options_and_register_from_the_tenant_site(lab: Path) -> None:
     alice = read_secrets(lab)["acme"]["1001"]
     assert register_from_site("1001", alice) == {"options": 200, "register": 200}
@@ -220,7 +240,8 @@ def source_copy(tmp_path: Path, version: str, *, broken: bool = False) -> Path:
     tree = tmp_path / f"src-{version}"
     shutil.copytree(ROOT / "pbx_runtime", tree / "pbx_runtime",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy(ROOT / name, tree / name)
     (tree / "VERSION").write_text(f"{version}\n")
     if broken:
         main = tree / "pbx_runtime" / "__main__.py"
@@ -244,7 +265,9 @@ def current_version() -> str:
 def test_new_version_is_installed_beside_and_restarted_into(lab: Path, tmp_path: Path) -> None:
     old_version, old_pid = current_version(), main_pid()
     source = source_copy(tmp_path, "0.1.1")
-    result = converge(lab, "-e", f"pbx_runtime_source_dir={source}")
+    # pure Python: a version switch is the same for both builds, and this saves a compilation
+    result = converge(lab, "-e", f"pbx_runtime_source_dir={source}",
+                      "-e", "pbx_runtime_compiled=false")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     assert current_version().startswith("0.1.1-")
     assert on_host("readlink /opt/bulkhead/runtime/previous").stdout.strip() == old_version
@@ -255,8 +278,9 @@ def test_new_version_is_installed_beside_and_restarted_into(lab: Path, tmp_path:
 def test_version_that_does_not_answer_is_rolled_back(lab: Path, tmp_path: Path) -> None:
     good = current_version()
     source = source_copy(tmp_path, "0.1.2", broken=True)
+    options = ("pbx_runtime_ready_timeout=8", "pbx_runtime_compiled=false")
     result = converge(lab, "-e", f"pbx_runtime_source_dir={source}",
-                      "-e", "pbx_runtime_ready_timeout=8")  # fmt: skip
+                      *(arg for option in options for arg in ("-e", option)))  # fmt: skip
     assert result.returncode != 0
     assert "did not answer OPTIONS over TLS" in result.stdout
     assert "broken build (rollback test)" in result.stdout  # the runtime's journal lines

@@ -77,9 +77,10 @@ def start_pbx(directory: Path, extra_toml: str = TEST_TOML, top_toml: str = "") 
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith("pbx_runtime ready "):
                 ports = {}
-                for token in line.split()[3:]:
+                for token in line.split()[2:]:
                     name, _, where = token.partition("=")
-                    ports[name] = int(where.rpartition(":")[2])
+                    if name not in ("tenant", "build"):
+                        ports[name] = int(where.rpartition(":")[2])
                 return Pbx(directory, process, ports, passwords, log)
         if process.poll() is not None:
             break
