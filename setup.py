@@ -2,7 +2,7 @@
 
 Metadata lives in pyproject.toml. The compiled wheel is what the pbx_runtime role ships by
 default (docs/runtime/build.md): the same sources, type-checked by mypy --strict, run as C
-extensions, about 1.4 times faster per SIP operation. Without the variable the wheel is pure
+extensions, 1.2-1.4 times less CPU per SIP operation. Without the variable the wheel is pure
 Python, which runs anywhere (and is what the unit tests import).
 """
 
