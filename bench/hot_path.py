@@ -32,7 +32,6 @@ import io
 import json
 import pstats
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,19 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-BUILDS = ("source", "compiled")
+import sip_bench  # bench/ is this script's directory; it imports no runtime module
 
 
 def runtime_path() -> str:
     """Where ``--build`` (read before the runtime is imported) finds the runtime."""
     early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--build", choices=BUILDS, default="source")
+    early.add_argument("--build", choices=sip_bench.BUILDS, default="source")
     if early.parse_known_args()[0].build == "source":
-        return str(REPO)
-    built = subprocess.run([str(REPO / "scripts" / "compiled_runtime.sh")], capture_output=True,
-                           text=True, check=True)  # fmt: skip
-    return built.stdout.strip()
+        return str(sip_bench.REPO)
+    return sip_bench.compiled_runtime_dir()
 
 
 sys.path.insert(0, runtime_path())
@@ -389,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     p.add_argument("--lines", type=int, default=40, help="rows of the profile to print")
     p.add_argument("--json", type=Path, help="also write the results here")
-    p.add_argument("--build", choices=BUILDS, default="source",
+    p.add_argument("--build", choices=sip_bench.BUILDS, default="source",
                    help="the sources, or the compiled wheel the role ships")  # fmt: skip
     a = p.parse_args(argv)
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=250, help="REGISTER/s offered (one pass)")
     p.add_argument("--transport", choices=("udp", "tls"), default="udp")
     p.add_argument("--json", type=Path, help="also write the result here")
-    p.add_argument("--runtime-build", choices=("compiled", "source"), default="compiled",
+    p.add_argument("--runtime-build", choices=sb.BUILDS, default="compiled",
                    help="run the mypyc wheel the role ships (default) or the sources")  # fmt: skip
     a = p.parse_args(argv)
     sb.RUNTIME_BUILD["build"] = a.runtime_build

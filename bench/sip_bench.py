@@ -405,7 +405,19 @@ def runtime_python() -> str:
 
 #: ``compiled``: the mypyc wheel the pbx_runtime role ships (scripts/compiled_runtime.sh);
 #: ``source``: this checkout's Python sources.
+BUILDS = ("compiled", "source")
 RUNTIME_BUILD = {"build": "compiled"}
+
+
+def compiled_runtime_dir(python: str | None = None) -> str:
+    """Build (once per source tree) and unpack the compiled wheel; the directory to import from.
+
+    :raises subprocess.CalledProcessError: the build failed.
+    """
+    env = os.environ if python is None else dict(os.environ, PYTHON=python)
+    built = subprocess.run([str(REPO / "scripts" / "compiled_runtime.sh")], capture_output=True,
+                           text=True, env=env, timeout=900, check=True)  # fmt: skip
+    return built.stdout.strip()
 
 
 def runtime_env(python: str) -> tuple[dict[str, str], Path]:
@@ -413,14 +425,11 @@ def runtime_env(python: str) -> tuple[dict[str, str], Path]:
     if RUNTIME_BUILD["build"] == "source":
         return dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"), REPO
     try:
-        built = subprocess.run(
-            [str(REPO / "scripts" / "compiled_runtime.sh")], capture_output=True, text=True,
-            env=dict(os.environ, PYTHON=python), timeout=900, check=True,
-        )  # fmt: skip
+        path = compiled_runtime_dir(python)
     except (OSError, subprocess.SubprocessError) as err:
         raise Unavailable(f"cannot build the compiled runtime: {err}") from None
     # not REPO: ``python -m`` puts the working directory first, and the sources would win
-    return dict(os.environ, PYTHONPATH=built.stdout.strip(), PYTHONUNBUFFERED="1"), BENCH
+    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1"), BENCH
 
 
 def _runtime_limit_names(python: str) -> set[str]:
@@ -1119,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=300, help="seconds per rate search")
     p.add_argument("--max-minutes", type=float, default=40, help="deadline of the whole run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.add_argument("--runtime-build", choices=("compiled", "source"), default="compiled",
+    p.add_argument("--runtime-build", choices=BUILDS, default="compiled",
                    help="run the mypyc wheel the role ships (default) or the sources")  # fmt: skip
     p.add_argument(
         "--runtime-limit", action="append", default=[], metavar="NAME=INT",

@@ -6,7 +6,7 @@ Pipeline, cheapest first (performance-security.md §5.2, §5.5)::
                  ─► AbusePolicy.check_source (locks, flood meter: drop)
                  ─► parse_datagram / StreamFramer (SIPProtocolError → stateless answer or drop)
                  ─► AbusePolicy.check_request (scanner User-Agent: drop)
-                 ─► REGISTER without credentials: answered statelessly (401, no transaction)
+                 ─► REGISTER / initial INVITE without credentials: answered statelessly
                  ─► TransactionManager (retransmissions absorbed, 503 at the table limit)
                  ─► Registrar (REGISTER) │ OPTIONS → 200 │ CallControl (INVITE, CANCEL, dialogs)
                  ─► outputs: Send(peer, bytes) / Close(peer); security events in ``events``

@@ -76,8 +76,8 @@ def build(source: Path, compiled: bool, out: Path) -> Path:
 
 
 def main() -> int:
+    compiled = "--compiled" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--compiled"]
-    compiled = len(args) < len(sys.argv) - 1
     source, build_dir = Path(args[0]).resolve(), Path(args[1]).resolve()
     kind = build_kind(compiled)
     version = (source / "VERSION").read_text().strip()
