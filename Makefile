@@ -34,7 +34,7 @@ unit:
 unit-compiled:
 	compiled=$$(scripts/compiled_runtime.sh) && PYTHONPATH=$$compiled PBX_RUNTIME_EXPECT_COMPILED=1 \
 		pytest -q -o pythonpath= tests/unit/test_build.py tests/unit/core tests/unit/policy \
-		tests/unit/registrar tests/unit/sip
+		tests/unit/registrar tests/unit/sip tests/unit/transport
 
 integration:
 	pytest -q tests/integration

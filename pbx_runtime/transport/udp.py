@@ -16,7 +16,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from pbx_runtime.core import Peer
+from pbx_runtime.core import Output, Peer
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -77,21 +77,29 @@ class UdpEndpoint:
         index = self.index
         peers = self._peers
         backlog = self.queued_bytes()
-        for _ in range(MAX_BATCH):
-            try:
-                data, address = receive(MAX_DATAGRAM)
-            except BlockingIOError:
-                break
-            except OSError:
-                continue  # an ICMP error queued on the socket (ECONNREFUSED…)
-            peer = peers.get(address)
-            if peer is None:
-                if len(peers) >= MAX_PEERS:
-                    peers.clear()
-                peer = peers[address] = Peer("UDP", address[0], address[1], index)
-            outputs = core.datagram_received(data, peer, now, backlog=backlog)
-            if outputs:
-                runtime.perform(outputs)
+        # Answers leave together after the batch: each sendto on loopback or to a sleeping
+        # receiver pays for waking it, and back-to-back sends pay that about once per batch
+        # instead of once per datagram (measured: half the kernel time per REGISTER).
+        pending: list[Output] = []
+        try:
+            for _ in range(MAX_BATCH):
+                try:
+                    data, address = receive(MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue  # an ICMP error queued on the socket (ECONNREFUSED…)
+                peer = peers.get(address)
+                if peer is None:
+                    if len(peers) >= MAX_PEERS:
+                        peers.clear()
+                    peer = peers[address] = Peer("UDP", address[0], address[1], index)
+                outputs = core.datagram_received(data, peer, now, backlog=backlog)
+                if outputs:
+                    pending += outputs
+        finally:
+            if pending:
+                runtime.perform(pending)
         runtime.after_input()
 
     def queued_bytes(self) -> int:
