@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from pbx_runtime.b2bua import (
     ALLOW,
@@ -67,6 +68,7 @@ from pbx_runtime.sip import (
 )
 from pbx_runtime.sip.transaction import Event, Role
 from pbx_runtime.sip.uri import is_ipv4, is_ipv6
+from pbx_runtime.sip.value import Value
 
 __all__ = ["Close", "Core", "ListenerInfo", "Output", "Peer", "Send"]
 
@@ -81,19 +83,24 @@ PURGE_INTERVAL = 5.0
 MAX_FLOWS = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
+class Peer(Value):
     """A remote address as the transport saw it; hashable, used as the transaction address.
 
     ``conn`` identifies a stream connection (0 for UDP); ``listener`` is the index of the local
     listener it arrived on. ``str(peer)`` is the ``"ip:port"`` form the policy layer keys on.
     """
 
-    transport: str  # "UDP" | "TCP" | "TLS"
-    host: str
-    port: int
-    listener: int
-    conn: int = 0
+    __slots__ = ("conn", "host", "listener", "port", "transport")
+
+    def __init__(self, transport: str, host: str, port: int, listener: int, conn: int = 0) -> None:
+        self.transport: Final = transport  # "UDP" | "TCP" | "TLS"
+        self.host: Final = host
+        self.port: Final = port
+        self.listener: Final = listener
+        self.conn: Final = conn
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.transport, self.host, self.port, self.listener, self.conn)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -111,15 +118,25 @@ class ListenerInfo:
     local: str
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    peer: Peer
-    data: bytes
+class Send(Value):
+    __slots__ = ("data", "peer")
+
+    def __init__(self, peer: Peer, data: bytes) -> None:
+        self.peer: Final = peer
+        self.data: Final = data
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.peer, self.data)
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
-    peer: Peer
+class Close(Value):
+    __slots__ = ("peer",)
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer: Final = peer
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.peer,)
 
 
 Output = Send | Close

@@ -2,16 +2,15 @@
 
 Each ``parse_*`` function takes one already-unfolded header value (for list headers, one element
 of :func:`~pbx_runtime.sip.abnf.split_list`) and raises :class:`SIPProtocolError` (400) when it
-does not match the RFC 3261 grammar. Results are frozen dataclasses; ``str()`` renders them back
+does not match the RFC 3261 grammar. Results are immutable values; ``str()`` renders them back
 to a canonical wire form.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Final, Literal
 
 from .abnf import (
     CALLID_RE,
@@ -37,6 +36,7 @@ from .uri import (
     parse_hostport,
     parse_uri,
 )
+from .value import Value
 
 __all__ = [
     "STAR",
@@ -138,19 +138,23 @@ def _param_value(params: Params, name: str) -> str | None:
 _VIA_RE = re.compile(f"([{TOKEN_CLASS}]+)[ \\t]+([^ \\t;]+)[ \\t]*(?:;(.*))?", re.S)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Via:
+class Via(Value):
     """One ``via-parm``: ``SIP/2.0/<transport> <host>[:<port>];params``."""
 
-    transport: str
-    host: str
-    port: int | None = None
-    params: Params = field(default=EMPTY_PARAMS)
-    #: the ``branch`` parameter (read for every transaction match, so looked up once)
-    branch: str | None = field(init=False, repr=False, compare=False)
+    __slots__ = ("branch", "host", "params", "port", "transport")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "branch", self.params.get("branch"))
+    def __init__(
+        self, *, transport: str, host: str, port: int | None = None, params: Params = EMPTY_PARAMS
+    ) -> None:
+        self.transport: Final = transport
+        self.host: Final = host
+        self.port: Final = port
+        self.params: Final = params
+        #: the ``branch`` parameter (read for every transaction match, so looked up once)
+        self.branch: Final = params.get("branch")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.transport, self.host, self.port, self.params)
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
@@ -263,12 +267,17 @@ def parse_via_list(value: str) -> list[Via]:
 # CSeq, Call-ID, Max-Forwards
 
 
-@dataclass(frozen=True, slots=True)
-class CSeq:
+class CSeq(Value):
     """``CSeq: <number> <method>``; *number* fits 32 bits (RFC 3261 §8.1.1.5)."""
 
-    number: int
-    method: str
+    __slots__ = ("method", "number")
+
+    def __init__(self, number: int, method: str) -> None:
+        self.number: Final = number
+        self.method: Final = method
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.number, self.method)
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
@@ -321,17 +330,24 @@ def parse_non_negative(value: str, maximum: int = MAX_CSEQ, what: str = "value")
 # name-addr / addr-spec (From, To, Contact, Route, Record-Route, Reply-To, ...)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NameAddr:
+class NameAddr(Value):
     """``[display-name] <uri> *(;param)`` or ``addr-spec *(;param)``.
 
     :attr:`display_name` is unquoted (``None`` when absent). Header parameters (``tag``,
     ``expires``, ``q``...) are in :attr:`params`; URI parameters stay inside :attr:`uri`.
     """
 
-    uri: URI
-    display_name: str | None = None
-    params: Params = field(default=EMPTY_PARAMS)
+    __slots__ = ("display_name", "params", "uri")
+
+    def __init__(
+        self, *, uri: URI, display_name: str | None = None, params: Params = EMPTY_PARAMS
+    ) -> None:
+        self.uri: Final = uri
+        self.display_name: Final = display_name
+        self.params: Final = params
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.uri, self.display_name, self.params)
 
     def __str__(self) -> str:
         display = "" if self.display_name is None else quote(self.display_name) + " "

@@ -11,11 +11,9 @@ are computed on first use and raise :class:`SIPProtocolError` if the header is m
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Self
+from typing import Final, Self
 
 from .abnf import (
     _KEY_CACHE,
@@ -41,6 +39,7 @@ from .headers import (
     parse_via_list,
 )
 from .uri import URI
+from .value import Value
 
 __all__ = [
     "DIALOG_CREATING_METHODS",
@@ -105,14 +104,18 @@ def build_index(headers: Sequence[tuple[str, str]]) -> dict[str, list[int]]:
     return index
 
 
-class _MessageBase:
-    """Header look-ups and parsed accessors shared by :class:`Request` and :class:`Response`."""
+class _MessageBase(Value):
+    """Header look-ups and parsed accessors shared by :class:`Request` and :class:`Response`.
 
-    __slots__ = ()
+    The parsed views (:class:`_Parsed`) are a private cache, outside equality and hashing.
+    """
 
-    headers: Headers
-    body: bytes
-    _parsed: _Parsed
+    __slots__ = ("_parsed", "body", "headers")
+
+    def __init__(self, headers: Headers, body: bytes) -> None:
+        self.headers: Final = headers
+        self.body: Final = body
+        self._parsed: Final = _Parsed()
 
     # -- raw header access ---------------------------------------------------------------------
 
@@ -148,8 +151,7 @@ class _MessageBase:
 
     def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
         """A copy with *headers* as its whole header list (parsed views recomputed lazily)."""
-        # Both subclasses are dataclasses; mypy cannot see that from the base.
-        return dataclasses.replace(self, headers=tuple(headers))  # type: ignore[type-var]
+        raise NotImplementedError  # Request and Response define it
 
     def with_header(self, name: str, value: str, *, first: bool = False) -> Self:
         """A copy with one more header field, appended (or put first)."""
@@ -292,38 +294,48 @@ class _MessageBase:
         return serialize(self)
 
 
-@dataclass(frozen=True, slots=True)
 class Request(_MessageBase):
     """A SIP request. :attr:`uri` is the parsed Request-URI (SIP, SIPS or tel)."""
 
-    method: str
-    uri: URI
-    headers: Headers = ()
-    body: bytes = b""
-    _parsed: _Parsed = field(
-        default_factory=_Parsed, init=False, repr=False, compare=False, hash=False
-    )
+    __slots__ = ("method", "uri")
+
+    def __init__(self, method: str, uri: URI, headers: Headers = (), body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.method: Final = method
+        self.uri: Final = uri
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.method, self.uri, self.headers, self.body)
 
     @property
     def start_line(self) -> str:
         return f"{self.method} {self.uri} SIP/2.0"
 
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
+        return type(self)(self.method, self.uri, tuple(headers), self.body)
 
-@dataclass(frozen=True, slots=True)
+
 class Response(_MessageBase):
     """A SIP response."""
 
-    status: int
-    reason: str = ""
-    headers: Headers = ()
-    body: bytes = b""
-    _parsed: _Parsed = field(
-        default_factory=_Parsed, init=False, repr=False, compare=False, hash=False
-    )
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self, status: int, reason: str = "", headers: Headers = (), body: bytes = b""
+    ) -> None:
+        super().__init__(headers, body)
+        self.status: Final = status
+        self.reason: Final = reason
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.status, self.reason, self.headers, self.body)
 
     @property
     def start_line(self) -> str:
         return f"SIP/2.0 {self.status} {self.reason}"
+
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> Self:
+        return type(self)(self.status, self.reason, tuple(headers), self.body)
 
 
 Message = Request | Response

@@ -28,14 +28,15 @@ import heapq
 import itertools
 import secrets
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from .abnf import _KEY_CACHE, header_key
 from .errors import SIPProtocolError
 from .message import Message, Request, Response, build_response, forget_parsed_views
 from .timers import DEFAULT_TIMERS, Timer, TimerSettings, is_reliable_transport
+from .value import Value
 
 __all__ = [
     "INVITE_CLIENT",
@@ -166,8 +167,7 @@ class TerminationReason(enum.Enum):
     TRANSPORT_ERROR = "transport error"
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionKey:
+class TransactionKey(Value):
     """Identifies a transaction (RFC 3261 §17.1.3, §17.2.3).
 
     The branch is compared case-insensitively (RFC 3261 §7.3.1: parameter values are
@@ -176,18 +176,29 @@ class TransactionKey:
     and use INVITE for ACK; client keys have ``sent_by == ""``.
     """
 
-    role: Role
-    branch: str
-    method: str
-    sent_by: str = ""
-    _hash: int = field(init=False, repr=False, compare=False)
+    __slots__ = ("_hash", "branch", "method", "role", "sent_by")
 
-    def __post_init__(self) -> None:
+    def __init__(self, role: Role, branch: str, method: str, sent_by: str = "") -> None:
+        self.role: Final = role
+        self.branch: Final = branch
+        self.method: Final = method
+        self.sent_by: Final = sent_by
         # Keys are hashed on every look-up (transactions, armed timers): hash once.
-        object.__setattr__(self, "_hash", hash((self.role, self.branch, self.method, self.sent_by)))
+        self._hash: Final = hash((role, branch, method, sent_by))
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.role, self.branch, self.method, self.sent_by)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TransactionKey):
+            return NotImplemented
+        return self._hash == other._hash and self._fields() == other._fields()
 
     def __hash__(self) -> int:
         return self._hash
+
+    def with_method(self, method: str) -> TransactionKey:
+        return TransactionKey(self.role, self.branch, method, self.sent_by)
 
     @classmethod
     def for_client(cls, message: Message) -> TransactionKey:
@@ -220,93 +231,149 @@ def new_branch() -> str:
 # Outputs. Imperative names are commands for the caller; past-tense names are events for the TU.
 
 
-@dataclass(frozen=True, slots=True)
-class SendMessage:
+class SendMessage(Value):
     """Send *message* to *destination* (serialize it with :func:`~pbx_runtime.sip.serialize`)."""
 
-    message: Message
-    destination: Address
+    __slots__ = ("destination", "message")
+
+    def __init__(self, message: Message, destination: Address) -> None:
+        self.message: Final = message
+        self.destination: Final = destination
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.message, self.destination)
 
 
-@dataclass(frozen=True, slots=True)
-class StartTimer:
+class StartTimer(Value):
     """(Re)start *timer* of transaction *key* to fire after *delay* seconds."""
 
-    key: TransactionKey
-    timer: Timer
-    delay: float
+    __slots__ = ("delay", "key", "timer")
+
+    def __init__(self, key: TransactionKey, timer: Timer, delay: float) -> None:
+        self.key: Final = key
+        self.timer: Final = timer
+        self.delay: Final = delay
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.timer, self.delay)
 
 
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    key: TransactionKey
-    timer: Timer
+class CancelTimer(Value):
+    __slots__ = ("key", "timer")
+
+    def __init__(self, key: TransactionKey, timer: Timer) -> None:
+        self.key: Final = key
+        self.timer: Final = timer
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.timer)
 
 
-@dataclass(frozen=True, slots=True)
-class PassToTU:
+class PassToTU(Value):
     """A message the TU must see: a response on a client transaction, or an ACK that reached an
     INVITE server transaction in Accepted (RFC 6026 §7.1)."""
 
-    key: TransactionKey
-    message: Message
+    __slots__ = ("key", "message")
+
+    def __init__(self, key: TransactionKey, message: Message) -> None:
+        self.key: Final = key
+        self.message: Final = message
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.message)
 
 
-@dataclass(frozen=True, slots=True)
-class TimedOut:
+class TimedOut(Value):
     """Timer B, F or H fired: the transaction failed (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1).
     A TU that sent an INVITE/non-INVITE treats it as a 408."""
 
-    key: TransactionKey
-    timer: Timer
+    __slots__ = ("key", "timer")
+
+    def __init__(self, key: TransactionKey, timer: Timer) -> None:
+        self.key: Final = key
+        self.timer: Final = timer
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.timer)
 
 
-@dataclass(frozen=True, slots=True)
-class TransportFailed:
+class TransportFailed(Value):
     """The transport could not deliver a message of this transaction (§17.1.4, §17.2.4)."""
 
-    key: TransactionKey
+    __slots__ = ("key",)
+
+    def __init__(self, key: TransactionKey) -> None:
+        self.key: Final = key
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key,)
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionTerminated:
+class TransactionTerminated(Value):
     """The transaction reached Terminated and is forgotten; nothing about it follows."""
 
-    key: TransactionKey
-    reason: TerminationReason
+    __slots__ = ("key", "reason")
+
+    def __init__(self, key: TransactionKey, reason: TerminationReason) -> None:
+        self.key: Final = key
+        self.reason: Final = reason
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.reason)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestReceived:
+class RequestReceived(Value):
     """A new request created server transaction *key*; the TU must answer it.
 
     For a CANCEL, *cancels* is the INVITE server transaction it matches (§9.2), or ``None``
     (answer 481).
     """
 
-    key: TransactionKey
-    request: Request
-    source: Address
-    cancels: TransactionKey | None = None
+    __slots__ = ("cancels", "key", "request", "source")
+
+    def __init__(
+        self,
+        key: TransactionKey,
+        request: Request,
+        source: Address,
+        cancels: TransactionKey | None = None,
+    ) -> None:
+        self.key: Final = key
+        self.request: Final = request
+        self.source: Final = source
+        self.cancels: Final = cancels
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.key, self.request, self.source, self.cancels)
 
 
-@dataclass(frozen=True, slots=True)
-class AckReceived:
+class AckReceived(Value):
     """An ACK that matched no server transaction: the ACK for a 2xx (matched by dialog, RFC 3261
     §13.3.1.4, §17.2.3), or one without an RFC 3261 branch."""
 
-    request: Request
-    source: Address
+    __slots__ = ("request", "source")
+
+    def __init__(self, request: Request, source: Address) -> None:
+        self.request: Final = request
+        self.source: Final = source
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.request, self.source)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRejected:
+class RequestRejected(Value):
     """A request answered statelessly with *status* and no transaction (400: branch without the
     magic cookie; 503: :data:`MAX_TRANSACTIONS` reached). For logs and policy counters."""
 
-    request: Request
-    source: Address
-    status: int
+    __slots__ = ("request", "source", "status")
+
+    def __init__(self, request: Request, source: Address, status: int) -> None:
+        self.request: Final = request
+        self.source: Final = source
+        self.status: Final = status
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.request, self.source, self.status)
 
 
 #: What a single :class:`Transaction` returns.
@@ -1118,7 +1185,7 @@ class TransactionManager:
             return None
 
     def _cancelled_key(self, cancel_key: TransactionKey) -> TransactionKey | None:
-        key = replace(cancel_key, method="INVITE")
+        key = cancel_key.with_method("INVITE")
         return key if key in self._transactions else None
 
     # -- timers ----------------------------------------------------------------------------------
