@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from pbx_runtime.policy import AbusePolicy, Verdict, source_host
 from pbx_runtime.sip import Request, Response, SIPProtocolError, SipUri, build_response, parse_uri
+from pbx_runtime.sip.value import Value
 
 from .credentials import CredentialStore
 from .digest import (
@@ -47,12 +48,23 @@ class AuthOutcome(Enum):
     LOCKED = "locked"  # the claimed user is locked: drop silently
 
 
-@dataclass(frozen=True, slots=True)
-class AuthResult:
-    outcome: AuthOutcome
-    user: str | None = None  # the authenticated user (OK), or the claimed one (failures)
-    response: Response | None = None
-    reason: str = ""  # internal cause (never put on the wire)
+class AuthResult(Value):
+    __slots__ = ("outcome", "reason", "response", "user")
+
+    def __init__(
+        self,
+        outcome: AuthOutcome,
+        user: str | None = None,
+        response: Response | None = None,
+        reason: str = "",
+    ) -> None:
+        self.outcome: Final = outcome
+        self.user: Final = user  # the authenticated user (OK), or the claimed one (failures)
+        self.response: Final = response
+        self.reason: Final = reason  # internal cause (never put on the wire)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.outcome, self.user, self.response, self.reason)
 
 
 class Authenticator:

@@ -31,10 +31,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from itertools import count
-from typing import Protocol
+from typing import Final, Protocol
 
 from pbx_runtime.sip import SIPProtocolError
 from pbx_runtime.sip.abnf import quote
+from pbx_runtime.sip.value import Value
 
 __all__ = [
     "ALGORITHMS",
@@ -279,10 +280,15 @@ class DigestOutcome(Enum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class DigestCheck:
-    outcome: DigestOutcome
-    reason: str  # stable snake_case token, for security events and logs
+class DigestCheck(Value):
+    __slots__ = ("outcome", "reason")
+
+    def __init__(self, outcome: DigestOutcome, reason: str) -> None:
+        self.outcome: Final = outcome
+        self.reason: Final = reason  # stable snake_case token, for security events and logs
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.outcome, self.reason)
 
 
 _NONCE_RE = re.compile(r"[0-9a-f]{48}")
