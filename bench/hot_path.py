@@ -56,7 +56,7 @@ sys.path.insert(0, runtime_path())
 from pbx_runtime import COMPILED  # noqa: E402
 from pbx_runtime.config import parse_config  # noqa: E402
 from pbx_runtime.core import Close, Core, ListenerInfo, Output, Peer, Send  # noqa: E402
-from pbx_runtime.transport.runtime import tune_gc  # noqa: E402
+from pbx_runtime.transport import collector  # noqa: E402
 
 DOMAIN = "bench.example"
 HOST = "127.0.0.1"
@@ -101,7 +101,7 @@ def make_core(users: list[str]) -> Core:
         }
     )
     core = Core(config, [ListenerInfo("UDP", f"{HOST}:{PBX_PORT}")])
-    tune_gc()  # what Runtime.start does once the core is built
+    collector.install()  # what Runtime.start does once the core is built
     return core
 
 

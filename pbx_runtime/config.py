@@ -105,11 +105,12 @@ class Limits:
     slow_client_timeout: float = 10.0  # a partial message must complete within this
     tls_handshake_timeout: float = 10.0
     max_write_buffer: int = 1_048_576  # a peer that does not read is cut off
-    # Bytes queued in the UDP receive buffer (kernel accounting, ~1-2 KiB per small datagram)
-    # over which new work is shed before parsing. 1 MiB is a few hundred ms of work: enough to
-    # ride out bursts; much more would let queued requests age past T1 (500 ms), so that the
-    # phones' retransmissions arrive while the originals still wait.
-    udp_backlog_bytes: int = 1_048_576
+    # Bytes queued in the UDP receive buffer (kernel accounting: 1,280 B per datagram up to
+    # about 500 B of SIP, 2,304 B up to 1.5 KB) over which new work is shed before parsing.
+    # 4 MiB is 1,800-3,300 datagrams, 0.2-0.35 s of work at about 100 us each: it rides out
+    # collector pauses and bursts, and what it admits is answered before T1 (500 ms), when
+    # the phones would retransmit it. (1 MiB shed on 50-ms pauses once requests cost 100 us.)
+    udp_backlog_bytes: int = 4_194_304
     shed: str = "drop"  # "drop" new requests before parsing, or answer "503"
     retry_after: int = 5
     drain_timeout: float = 10.0  # SIGTERM: finish transactions for at most this long

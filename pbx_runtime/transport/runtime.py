@@ -9,7 +9,6 @@ to ``loop.call_at(deadline - offset)``. One timer handle is kept armed at
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import ssl
@@ -21,21 +20,17 @@ from pbx_runtime import COMPILED
 from pbx_runtime.config import ConfigError, RuntimeConfig, load_config
 from pbx_runtime.core import Close, Core, ListenerInfo, Output, Send
 
+from . import collector
 from .stream import StreamConnection
 from .tls import TlsSetupError, server_context
 from .udp import UdpEndpoint, bind_udp
 
-__all__ = ["Runtime", "serve", "tune_gc"]
+__all__ = ["Runtime", "serve"]
 
 log = logging.getLogger("pbx_runtime")
 
 SWEEP_INTERVAL = 1.0
 LISTEN_BACKLOG = 1024
-#: Garbage-collector thresholds for the serving process (CPython's default is 700, 10, 10).
-#: Each REGISTER or call allocates a few hundred short-lived objects, and transactions live
-#: for Timer J/K (32 s over UDP): with the default, a young collection runs every couple of
-#: requests and full collections walk every binding and transaction again and again.
-GC_THRESHOLDS = (100_000, 50, 50)
 
 
 class Runtime:
@@ -55,6 +50,7 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._sweeper: asyncio.TimerHandle | None = None
+        self._full_collection_at = 0.0  # set by start()
         self._stopped = self._loop.create_future()
         self._draining = False
         self._shed_logged = 0  # core.shed_count at the last overload log line
@@ -89,7 +85,8 @@ class Runtime:
             await self.close()
             raise
         self.core = Core(config, infos)
-        tune_gc()
+        collector.install()
+        self._full_collection_at = self.now() + collector.FULL_INTERVAL
         self._open_event_output()
         for endpoint in self._udp.values():
             endpoint.start(self._loop)
@@ -313,15 +310,19 @@ class Runtime:
                 limits.udp_backlog_bytes,
             )
             self._shed_logged = shed
+        if now >= self._full_collection_at:
+            self._collect_everything()
         self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
 
-
-def tune_gc() -> None:
-    """Freeze what start-up built (configuration, credentials: never garbage) out of the
-    collector's sight and raise its thresholds (:data:`GC_THRESHOLDS`)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    def _collect_everything(self) -> None:
+        started = time.perf_counter()
+        found = collector.collect_everything()
+        log.info(
+            "garbage collector: full collection in %.0f ms, %d objects in reference cycles",
+            (time.perf_counter() - started) * 1000,
+            found,
+        )
+        self._full_collection_at = self.now() + collector.FULL_INTERVAL
 
 
 def _ready_line(runtime: Runtime) -> str:
