@@ -135,13 +135,9 @@ MAX_CREDENTIALS_CHARS = 4096
 MAX_AUTH_PARAMS = 32
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]"
-# auth-param = token BWS "=" BWS ( token / quoted-string ), in a comma-separated list. The
-# whole value is validated first with possessive quantifiers only (linear on any input: nothing
-# is ever given back); the items of a valid value are then extracted with one findall, each match
-# ending where the next item starts, so findall never retries at a new position.
-_VALUE = r'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"|[^\s,"]++)'
-_ITEM = rf"[ \t]*+{_TOKEN}+[ \t]*+=[ \t]*+{_VALUE}[ \t]*+"
-_LIST_RE = re.compile(rf"(?:{_ITEM},)*+{_ITEM}", re.S)
+# auth-param = token BWS "=" BWS ( token / quoted-string ), in a comma-separated list. Each
+# item is matched where the previous one ended (anchored, possessive quantifiers only: nothing
+# is ever given back), so the whole value is read once, in linear time, whatever the input.
 _PARAM_RE = re.compile(
     rf"[ \t]*+({_TOKEN}+)[ \t]*+=[ \t]*+"
     rf'(?:"([^"\\]*+(?:\\.[^"\\]*+)*+)"|([^\s,"]++))[ \t]*+(?:,|\Z)',
@@ -153,22 +149,54 @@ _NC_RE = re.compile(r"[0-9A-Fa-f]{8}")
 _REQUIRED = ("username", "realm", "nonce", "uri", "response")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DigestCredentials:
+class DigestCredentials(Value):
     """The parameters of one Digest credentials value, unquoted. ``algorithm`` is canonical
     (``MD5`` when absent, RFC 7616 §3.4)."""
 
-    username: str
-    realm: str
-    nonce: str
-    uri: str
-    response: str
-    algorithm: str = "MD5"
-    qop: str | None = None
-    nc: str | None = None
-    cnonce: str | None = None
-    opaque: str | None = None
-    userhash: bool = False
+    __slots__ = (
+        "algorithm",
+        "cnonce",
+        "nc",
+        "nonce",
+        "opaque",
+        "qop",
+        "realm",
+        "response",
+        "uri",
+        "userhash",
+        "username",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        realm: str,
+        nonce: str,
+        uri: str,
+        response: str,
+        algorithm: str = "MD5",
+        qop: str | None = None,
+        nc: str | None = None,
+        cnonce: str | None = None,
+        opaque: str | None = None,
+        userhash: bool = False,
+    ) -> None:
+        self.username: Final = username
+        self.realm: Final = realm
+        self.nonce: Final = nonce
+        self.uri: Final = uri
+        self.response: Final = response
+        self.algorithm: Final = algorithm
+        self.qop: Final = qop
+        self.nc: Final = nc
+        self.cnonce: Final = cnonce
+        self.opaque: Final = opaque
+        self.userhash: Final = userhash
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.username, self.realm, self.nonce, self.uri, self.response, self.algorithm,
+                self.qop, self.nc, self.cnonce, self.opaque, self.userhash)  # fmt: skip
 
 
 def parse_authorization(value: str) -> DigestCredentials | None:
@@ -183,9 +211,18 @@ def parse_authorization(value: str) -> DigestCredentials | None:
     if head is None or head.group(1).lower() != "digest":
         return None
     rest = head.group(2)
-    if _LIST_RE.fullmatch(rest) is None:
+    items: list[tuple[str, str, str]] = []
+    match = _PARAM_RE.match
+    position, end = 0, len(rest)
+    while position < end or not items:
+        found = match(rest, position)
+        if found is None:
+            raise DigestError("malformed Digest credentials")
+        name, quoted, bare = found.groups("")  # "" for the alternative not taken
+        items.append((name, quoted, bare))
+        position = found.end()
+    if rest.endswith(","):
         raise DigestError("malformed Digest credentials")
-    items = _PARAM_RE.findall(rest)
     if len(items) > MAX_AUTH_PARAMS:
         raise DigestError("too many Digest parameters")
     params: dict[str, str] = {}

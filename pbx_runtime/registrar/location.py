@@ -12,11 +12,12 @@ import heapq
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from pbx_runtime.sip import STAR, Params, Request, SipUri
 from pbx_runtime.sip.uri import EMPTY_PARAMS
+from pbx_runtime.sip.value import Value
 
 __all__ = [
     "Applied",
@@ -81,14 +82,21 @@ def contact_key(uri: SipUri) -> ContactKey:
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContactChange:
+class ContactChange(Value):
     """One Contact of a REGISTER with its effective expiry (0 = remove)."""
 
-    uri: SipUri
-    expires: int
-    q: str | None = None
-    params: Params = EMPTY_PARAMS  # other Contact parameters (+sip.instance, reg-id…), echoed
+    __slots__ = ("expires", "params", "q", "uri")
+
+    def __init__(
+        self, *, uri: SipUri, expires: int, q: str | None = None, params: Params = EMPTY_PARAMS
+    ) -> None:
+        self.uri: Final = uri
+        self.expires: Final = expires
+        self.q: Final = q
+        self.params: Final = params  # other Contact parameters (+sip.instance, reg-id…), echoed
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.uri, self.expires, self.q, self.params)
 
     @property
     def key(self) -> ContactKey:
@@ -158,19 +166,38 @@ def plan_update(request: Request, limits: LocationLimits) -> Update:
     return tuple(changes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Binding:
+class Binding(Value):
     """One registered contact of an AOR."""
 
-    aor: str
-    uri: SipUri
-    expires_at: float
-    call_id: str
-    cseq: int
-    q: str | None = None
-    params: Params = EMPTY_PARAMS
-    source: str | None = None  # where the REGISTER came from ("ip:port"), for NAT traversal
-    registered_at: float = 0.0  # first registration of this contact (refreshes keep it)
+    __slots__ = ("aor", "call_id", "cseq", "expires_at", "params", "q", "registered_at",
+                 "source", "uri")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        aor: str,
+        uri: SipUri,
+        expires_at: float,
+        call_id: str,
+        cseq: int,
+        q: str | None = None,
+        params: Params = EMPTY_PARAMS,
+        source: str | None = None,
+        registered_at: float = 0.0,
+    ) -> None:
+        self.aor: Final = aor
+        self.uri: Final = uri
+        self.expires_at: Final = expires_at
+        self.call_id: Final = call_id
+        self.cseq: Final = cseq
+        self.q: Final = q
+        self.params: Final = params
+        self.source: Final = source  # where the REGISTER came from ("ip:port"), for NAT traversal
+        self.registered_at: Final = registered_at  # first registration (refreshes keep it)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.aor, self.uri, self.expires_at, self.call_id, self.cseq, self.q,
+                self.params, self.source, self.registered_at)  # fmt: skip
 
     @property
     def key(self) -> ContactKey:
@@ -190,14 +217,25 @@ def _order(binding: Binding) -> tuple[float, float]:
     return (-float(binding.q) if binding.q is not None else -1.0, -binding.registered_at)
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(Value):
     """Outcome of :meth:`LocationService.apply`."""
 
-    bindings: tuple[Binding, ...]  # the AOR's live bindings afterwards, best first
-    added: tuple[Binding, ...] = ()
-    removed: tuple[Binding, ...] = ()  # removed on request (expires=0 or *)
-    expired: tuple[Binding, ...] = field(default=())  # found expired and dropped meanwhile
+    __slots__ = ("added", "bindings", "expired", "removed")
+
+    def __init__(
+        self,
+        bindings: tuple[Binding, ...],
+        added: tuple[Binding, ...] = (),
+        removed: tuple[Binding, ...] = (),
+        expired: tuple[Binding, ...] = (),
+    ) -> None:
+        self.bindings: Final = bindings  # the AOR's live bindings afterwards, best first
+        self.added: Final = added
+        self.removed: Final = removed  # removed on request (expires=0 or *)
+        self.expired: Final = expired  # found expired and dropped meanwhile
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.bindings, self.added, self.removed, self.expired)
 
 
 class LocationService:

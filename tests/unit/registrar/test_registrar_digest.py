@@ -476,4 +476,4 @@ def test_response_comparison_is_case_insensitive_hex_and_safe_on_garbage() -> No
 
 
 def _fields(creds: DigestCredentials) -> dict[str, object]:
-    return {name: getattr(creds, name) for name in DigestCredentials.__dataclass_fields__}
+    return {name: getattr(creds, name) for name in DigestCredentials.__slots__}

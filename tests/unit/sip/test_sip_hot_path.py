@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from transaction_support import PEER, make_request
 
 from pbx_runtime.registrar.digest import (
-    _LIST_RE,
     _PARAM_RE,
+    _TOKEN,
     MAX_AUTH_PARAMS,
     DigestCredentials,
     DigestError,
@@ -148,6 +148,11 @@ def test_header_names_are_shared_strings_and_still_checked() -> None:
 
 
 # -- Digest credentials --------------------------------------------------------------------------
+
+_VALUE = r'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"|[^\s,"]++)'
+_ITEM = rf"[ \t]*+{_TOKEN}+[ \t]*+=[ \t]*+{_VALUE}[ \t]*+"
+_LIST_RE = re.compile(rf"(?:{_ITEM},)*+{_ITEM}", re.S)
+
 
 def _reference_items(rest: str) -> list[tuple[str, str, str]] | None:
     """The split by its definition: validate the whole list, then findall its items."""
