@@ -475,5 +475,9 @@ def test_response_comparison_is_case_insensitive_hex_and_safe_on_garbage() -> No
     assert check(v, garbage)[0] is DigestOutcome.FAILED
 
 
+_CREDENTIAL_FIELDS = ("username", "realm", "nonce", "uri", "response", "algorithm", "qop", "nc",
+                      "cnonce", "opaque", "userhash")  # fmt: skip
+
+
 def _fields(creds: DigestCredentials) -> dict[str, object]:
-    return {name: getattr(creds, name) for name in DigestCredentials.__slots__}
+    return {name: getattr(creds, name) for name in _CREDENTIAL_FIELDS}
