@@ -13,9 +13,9 @@ from pathlib import Path
 
 from setuptools import setup
 
-#: Left interpreted: the entry point (argument handling, runs once) and uri.py, whose Params
+#: Left interpreted: the entry point (argument handling, runs once) and params.py, whose Params
 #: subclasses tuple (mypyc can compile that only with a runtime dependency on mypy_extensions).
-INTERPRETED = {"pbx_runtime/__main__.py", "pbx_runtime/sip/uri.py"}
+INTERPRETED = {"pbx_runtime/__main__.py", "pbx_runtime/sip/params.py"}
 
 
 def compiled_modules() -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from pbx_runtime.sip import STAR, Params, Request, SipUri
-from pbx_runtime.sip.uri import EMPTY_PARAMS
+from pbx_runtime.sip.params import EMPTY_PARAMS
 from pbx_runtime.sip.value import Value
 
 __all__ = [

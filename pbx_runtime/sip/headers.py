@@ -26,10 +26,9 @@ from .abnf import (
     unquote,
 )
 from .errors import SIPProtocolError
+from .params import EMPTY_PARAMS, Params
 from .uri import (
-    EMPTY_PARAMS,
     URI,
-    Params,
     is_ipv4,
     is_ipv6,
     parse_host,

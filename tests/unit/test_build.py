@@ -11,18 +11,18 @@ import os
 from pathlib import Path
 
 import pbx_runtime
-from pbx_runtime.sip import parser, uri
+from pbx_runtime.sip import params, parser, uri
 from pbx_runtime.transport import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_expected_build_is_under_test() -> None:
-    hot = [pbx_runtime, parser, runtime]
+    hot = [pbx_runtime, parser, runtime, uri]
     if os.environ.get("PBX_RUNTIME_EXPECT_COMPILED") == "1":
         assert pbx_runtime.COMPILED
         assert all(Path(m.__file__ or "").suffix == ".so" for m in hot)
-        assert Path(uri.__file__ or "").suffix == ".py"  # left interpreted (setup.py)
+        assert Path(params.__file__ or "").suffix == ".py"  # left interpreted (setup.py)
     else:
         assert not pbx_runtime.COMPILED
         assert all(Path(m.__file__ or "").is_relative_to(ROOT / "pbx_runtime") for m in hot)
