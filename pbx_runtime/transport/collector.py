@@ -7,9 +7,9 @@ hold millions of live objects under load. A full collection then stalled the pro
 1.0 s: every phone that sent a request during that second retransmitted it (T1 = 500 ms).
 
 So after each collection what survived it is frozen: moved to the permanent generation, out
-of every later collection's sight. Reference counting still frees
-frozen objects. Only a reference cycle formed among frozen objects would outlive its use; a
-full collection of everything, every :data:`FULL_INTERVAL` seconds, bounds what it can hold.
+of every later collection's sight. Reference counting still frees frozen objects. Only a
+reference cycle formed among frozen objects would outlive its use; a full collection of
+everything, every :data:`FULL_INTERVAL` seconds, bounds what it can hold.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 from typing import Final
 
-__all__ = ["FULL_INTERVAL", "THRESHOLDS", "collect_everything", "install"]
+__all__ = ["FULL_INTERVAL", "THRESHOLDS", "collect_everything", "install", "uninstall"]
 
 #: CPython's default is 700, 10, 10: with it a collection ran every couple of requests.
 THRESHOLDS: Final = (100_000, 50, 50)
