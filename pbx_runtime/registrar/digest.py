@@ -211,27 +211,26 @@ def parse_authorization(value: str) -> DigestCredentials | None:
     if head is None or head.group(1).lower() != "digest":
         return None
     rest = head.group(2)
-    items: list[tuple[str, str, str]] = []
-    match = _PARAM_RE.match
-    position, end = 0, len(rest)
-    while position < end or not items:
-        found = match(rest, position)
+    params: dict[str, str] = {}
+    count, position, end = 0, 0, len(rest)
+    while True:  # each item where the previous one ended
+        found = _PARAM_RE.match(rest, position)
         if found is None:
             raise DigestError("malformed Digest credentials")
         name, quoted, bare = found.groups("")  # "" for the alternative not taken
-        items.append((name, quoted, bare))
-        position = found.end()
-    if rest.endswith(","):
-        raise DigestError("malformed Digest credentials")
-    if len(items) > MAX_AUTH_PARAMS:
-        raise DigestError("too many Digest parameters")
-    params: dict[str, str] = {}
-    for name, quoted, bare in items:
         if quoted or not bare:  # a quoted-string (possibly empty)
             params[name.lower()] = _QUOTED_PAIR_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
         else:
             params[name.lower()] = bare
-    if len(params) != len(items):
+        count += 1
+        position = found.end()
+        if position >= end:
+            break
+    if rest.endswith(","):
+        raise DigestError("malformed Digest credentials")
+    if count > MAX_AUTH_PARAMS:
+        raise DigestError("too many Digest parameters")
+    if len(params) != count:
         raise DigestError("repeated Digest parameter")
     for key in _REQUIRED:
         if key not in params:

@@ -192,7 +192,13 @@ class TransactionKey(Value):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TransactionKey):
             return NotImplemented
-        return self._hash == other._hash and self._fields() == other._fields()
+        return (
+            self._hash == other._hash
+            and self.branch == other.branch
+            and self.method == other.method
+            and self.sent_by == other.sent_by
+            and self.role is other.role
+        )
 
     def __hash__(self) -> int:
         return self._hash
