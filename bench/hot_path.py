@@ -336,17 +336,23 @@ def call_once(h: Harness, caller: str, callee: str, n: int) -> None:
 # Runs
 
 
+def user_port(index: int) -> int:
+    """A user's source port; its Contact is the next one, the same at every REGISTER as in
+    SIPp's injection file, so a user's second REGISTER refreshes its binding."""
+    return 6000 + (index % 1000) * 2
+
+
 def run_register(ops: int, users: int, rate: float, profiler: cProfile.Profile | None) -> float:
     names = [f"u{i:05d}" for i in range(users)]
     h = Harness(make_core(names), rate)
     for n in range(min(users, 500)):  # warm-up: first bindings, caches
-        register_once(h, names[n], n, 6000 + (n % 1000) * 2)
+        register_once(h, names[n], n, user_port(n))
         h.tick()
     h.spent_ns = 0
     h.profiler = profiler
     for i in range(ops):
         n = 500 + i
-        register_once(h, names[n % users], n, 6000 + (n % 1000) * 2)
+        register_once(h, names[n % users], n, user_port(n % users))
         h.tick()
     return h.spent_ns / ops / 1000
 

@@ -6,6 +6,8 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbx_runtime.events import MAX_FIELD_CHARS, EventKind, EventLog, SecurityEvent
 
@@ -68,3 +70,34 @@ def test_event_log_is_a_bounded_outbox() -> None:
     assert log.drain() == [] and len(log) == 0
     with pytest.raises(ValueError):
         EventLog("x", max_pending=0)
+
+
+@settings(max_examples=300)
+@given(
+    tenant=st.text(max_size=20),
+    kind=st.sampled_from(EventKind),
+    source=st.none() | st.text(max_size=40),
+    user=st.none() | st.text(max_size=200),
+    reason=st.text(max_size=200),
+    at=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False),
+)
+def test_to_json_is_the_text_json_dumps_writes(
+    tenant: str, kind: EventKind, source: str | None, user: str | None, reason: str, at: float
+) -> None:
+    """to_json is written out by hand for speed; it must stay byte-identical to json.dumps."""
+    record = SecurityEvent(tenant=tenant, kind=kind, source=source, user=user, reason=reason, at=at)
+    reference = json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert record.to_json() == reference
+
+
+@pytest.mark.parametrize(
+    ("at", "stamp"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1_700_000_000.9999, "2023-11-14T22:13:20.999Z"),  # truncated, never rounded up
+        (1_709_164_800.5, "2024-02-29T00:00:00.500Z"),  # leap day
+        (4_102_444_799.001, "2099-12-31T23:59:59.001Z"),
+    ],
+)
+def test_time_is_iso_utc_with_truncated_milliseconds(at: float, stamp: str) -> None:
+    assert json.loads(event(at=at).to_json())["at"] == stamp
