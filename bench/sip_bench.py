@@ -60,6 +60,10 @@ KAMAILIO_CFG = BENCH / "kamailio" / "kamailio.cfg"
 HOST = "127.0.0.1"  # every socket of the benchmark is on loopback
 DOMAIN = "bench.test"  # SIP domain and digest realm of both targets
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: A server using at most this share of one core over a window is idle (before each step).
+QUIET_CPU_SHARE = 0.05
+QUIET_WINDOW_S = 1.0
+QUIET_LIMIT_S = 40.0  # above Timer B/F (64*T1 = 32 s): every leftover transaction has ended
 
 WORKLOADS = ("register", "call")
 
@@ -237,6 +241,21 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def wait_quiet(self, limit: float = QUIET_LIMIT_S) -> float:
+        """Wait until the server is idle, at most *limit* s; the seconds waited.
+
+        After an overloaded step the server still retransmits to peers that are gone (INVITE
+        and BYE client transactions, 2xx waiting for an ACK: 64*T1 = 32 s). A step that starts
+        in that tail measures it too, so every step starts from an idle server.
+        """
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            before = self.cpu_ticks()
+            time.sleep(QUIET_WINDOW_S)
+            if (self.cpu_ticks() - before) / CLK_TCK <= QUIET_CPU_SHARE * QUIET_WINDOW_S:
+                break
+        return time.monotonic() - started
 
     def stop(self) -> None:
         stop(self.popen)
@@ -811,6 +830,9 @@ class Bench:
         calls = max(1, int(rate * duration))
         timeout = duration + 25
         stat, log = self._paths(f"{workload}-{rate}")
+        waited = self.server.wait_quiet()
+        if waited > 2 * QUIET_WINDOW_S:
+            self.log(f"  [{self.target}] waited {waited:.0f} s for the server to go idle")
         uas: subprocess.Popen[bytes] | None = None
         uas_stat = stat.with_name(stat.name.replace(".stat", ".uas.stat"))
         if workload == "register":
