@@ -23,7 +23,7 @@ from pbx_runtime.core import Close, Core, ListenerInfo, Output, Send
 from . import collector
 from .stream import StreamConnection
 from .tls import TlsSetupError, server_context
-from .udp import UdpEndpoint, bind_udp
+from .udp import UdpEndpoint, bind_udp, receive_buffer_warning
 
 __all__ = ["Runtime", "serve"]
 
@@ -72,6 +72,9 @@ class Runtime:
                 if listener.transport == "udp":
                     sock = bind_udp(listener.address, listener.port)
                     port = int(sock.getsockname()[1])
+                    warning = receive_buffer_warning(sock, config.limits.udp_backlog_bytes)
+                    if warning is not None:
+                        log.warning("%s:%d: %s", listener.address, port, warning)
                     self._udp[index] = UdpEndpoint(self, index, sock)
                 else:
                     server = await self._listen(index, listener.address, listener.port, tls_context)

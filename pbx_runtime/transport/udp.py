@@ -21,7 +21,7 @@ from pbx_runtime.core import Output, Peer
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["UdpEndpoint", "bind_udp"]
+__all__ = ["UdpEndpoint", "bind_udp", "receive_buffer_warning"]
 
 #: Datagrams handled per wake-up before yielding to the loop (libuv stops at 32; we parse far
 #: more slowly than libuv copies, so a larger batch costs little fairness).
@@ -46,6 +46,23 @@ def bind_udp(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def receive_buffer_warning(sock: socket.socket, shed_at: int) -> str | None:
+    """Why shedding cannot work on *sock*, or ``None``.
+
+    The kernel caps ``SO_RCVBUF`` at ``net.core.rmem_max`` (Debian: 208 KiB) and reports
+    twice what it grants. When the queue cannot hold ``limits.udp_backlog_bytes`` the kernel
+    drops datagrams (any kind, ACK and BYE too) before the backlog ever reaches the limit.
+    """
+    granted = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    if granted > shed_at:
+        return None
+    return (
+        f"UDP receive buffer is {granted} bytes, not above limits.udp_backlog_bytes = "
+        f"{shed_at}: the kernel drops datagrams before the runtime sheds new work; set "
+        f"net.core.rmem_max to at least {RECEIVE_BUFFER} (the base role does)"
+    )
 
 
 class UdpEndpoint:
