@@ -4,6 +4,7 @@ Pipeline, cheapest first (performance-security.md §5.2, §5.5)::
 
     bytes + Peer ─► shed? (UDP backlog over the limit: drop / 503 before parsing)
                  ─► AbusePolicy.check_source (locks, flood meter: drop)
+                 ─► AnswerCache (UDP: a retransmission of an answered request, resent unparsed)
                  ─► parse_datagram / StreamFramer (SIPProtocolError → stateless answer or drop)
                  ─► AbusePolicy.check_request (scanner User-Agent: drop)
                  ─► REGISTER / initial INVITE without credentials: answered statelessly
@@ -23,6 +24,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from pbx_runtime.answer_cache import AnswerCache
 from pbx_runtime.b2bua import (
     ALLOW,
     Abandon,
@@ -73,12 +75,14 @@ from pbx_runtime.sip.value import Value
 __all__ = ["Close", "Core", "ListenerInfo", "Output", "Peer", "Send"]
 
 #: Requests that start something new; under overload these are shed, everything else (responses,
-#: ACK, BYE, CANCEL…) finishes work already admitted.
+#: ACK, BYE, CANCEL, requests answering a challenge) finishes work already admitted.
 _NEW_WORK_PREFIXES = (b"INVITE ", b"REGISTER ", b"OPTIONS ", b"SUBSCRIBE ", b"MESSAGE ",
                       b"PUBLISH ", b"REFER ", b"NOTIFY ")  # fmt: skip
 #: Known methods we do not serve out of dialog: 405 (RFC 3261 §21.4.6); unknown ones get 501.
 _NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "REFER", "PRACK", "INFO",
                           "UPDATE"})  # fmt: skip
+#: INVITE has provisional and 2xx answers of the call control's; ACK has none.
+_NOT_CACHED = ("INVITE", "ACK")
 PURGE_INTERVAL = 5.0
 MAX_FLOWS = 200_000
 
@@ -187,6 +191,9 @@ class Core:
                 t2=timers.t2,
             ),
         )
+        # UDP retransmissions answered unparsed for as long as a non-INVITE server
+        # transaction would absorb them (Timer J)
+        self._answers = AnswerCache(lifetime=64 * timers.t1)
         self.draining = False
         self.shed_count = 0
         self._framers: dict[int, StreamFramer] = {}
@@ -202,17 +209,29 @@ class Core:
     ) -> list[Output]:
         """One UDP datagram. *backlog* is the bytes still queued in the socket's receive buffer:
         over ``limits.udp_backlog_bytes`` new work is shed before parsing."""
-        if backlog > self.config.limits.udp_backlog_bytes and data.startswith(_NEW_WORK_PREFIXES):
+        if (
+            backlog > self.config.limits.udp_backlog_bytes
+            and data.startswith(_NEW_WORK_PREFIXES)
+            and not _answers_a_challenge(data)
+        ):
             return self._shed(data, peer)
         source = str(peer)
         if self.policy.check_source(source, now) is not Verdict.ALLOW:
             return []
+        answer = self._answers.get(data, peer, now)
+        if answer is not None:  # a retransmission of a request already answered
+            return [Send(peer, answer)]
         try:
             message = parse_datagram(data)
         except SIPProtocolError as error:
             reply = stateless_error_response(data, error)
             return [] if reply is None else [Send(peer, reply)]
-        return self._message(message, peer, source, now)
+        out = self._message(message, peer, source, now)
+        if len(out) == 1 and isinstance(message, Request) and message.method not in _NOT_CACHED:
+            only = out[0]
+            if isinstance(only, Send) and only.peer == peer and _is_final(only.data):
+                self._answers.put(data, peer, only.data, now)
+        return out
 
     def connection_opened(self, peer: Peer) -> None:
         self._connections[peer.conn] = peer
@@ -451,6 +470,17 @@ class Core:
         retry = f"Retry-After: {self.config.limits.retry_after}\r\n".encode()
         end = reply.rfind(b"Content-Length:")
         return [Send(peer, reply[:end] + retry + reply[end:])]
+
+
+def _answers_a_challenge(data: bytes) -> bool:
+    """Whether a datagram carries credentials: the second half of a REGISTER or INVITE whose
+    first half was admitted and challenged. Shedding it would waste that work; the phone
+    would start over. (A forged header only buys a parse; the flood meter still applies.)"""
+    return b"\nAuthorization:" in data or b"\nProxy-Authorization:" in data
+
+
+def _is_final(wire: bytes) -> bool:
+    return wire.startswith(b"SIP/2.0 ") and not wire.startswith(b"SIP/2.0 1")
 
 
 def _is_new_work(request: Request) -> bool:

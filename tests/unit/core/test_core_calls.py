@@ -5,7 +5,8 @@ from __future__ import annotations
 from core_support import SDP, Net, Phone, answer, in_dialog_from_callee, make_core
 
 from pbx_runtime.b2bua import CallState
-from pbx_runtime.sip import Request, Response
+from pbx_runtime.core import Send
+from pbx_runtime.sip import Request, Response, parse_datagram
 
 
 def _setup(**limits):
@@ -181,4 +182,23 @@ def test_shedding_drops_new_requests_before_parsing() -> None:
     data = phone.build("OPTIONS", "sip:x@acme.example.com", to="sip:x@acme.example.com",
                        call_id="o2", cseq=1, from_tag="x")  # fmt: skip
     assert net.core.datagram_received(data, phone.peer, net.now, backlog=5000) == []
+    assert net.core.shed_count == 1
+
+
+def test_shedding_admits_the_answer_to_a_challenge() -> None:
+    """Under overload the REGISTER that carries credentials finishes what its challenged first
+    half started; only requests without credentials are shed."""
+    net = Net(make_core(udp_backlog_bytes=4096))
+    phone = Phone(net, "1001", "192.0.2.10")
+    uri, to = "sip:acme.example.com", "sip:1001@acme.example.com"
+    first = phone.build("REGISTER", uri, to=to, call_id="r", cseq=1, from_tag="r")
+    (challenge,) = net.core.datagram_received(first, phone.peer, net.now)
+    assert isinstance(challenge, Send)
+    phone.learn(parse_datagram(challenge.data))
+    auth = phone.authorization("Authorization", "REGISTER", uri)
+    second = phone.build("REGISTER", uri, to=to, call_id="r", cseq=2, from_tag="r",
+                         headers=[auth])  # fmt: skip
+    assert net.core.datagram_received(first, phone.peer, net.now, backlog=5000) == []
+    (ok,) = net.core.datagram_received(second, phone.peer, net.now, backlog=5000)
+    assert isinstance(ok, Send) and ok.data.startswith(b"SIP/2.0 200 ")
     assert net.core.shed_count == 1
