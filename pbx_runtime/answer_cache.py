@@ -5,11 +5,12 @@ A UDP client retransmits a request with the same bytes until it hears the final 
 again (§17.2.2), but only after the copy has been parsed, which is most of the cost of
 answering it. Under overload, when requests wait longer than T1 in the socket, copies arrive
 by the thousand and parsing them crowds out new work. Here a copy from the same source within
-the transaction's lifetime (64*T1, Timer J) gets the same bytes back without being parsed.
+the transaction's lifetime (64*T1, Timers H and J) gets the same bytes back without being parsed.
 
-Only non-INVITE requests answered by exactly one final response to their own source are kept
-(the core decides): what a Completed non-INVITE server transaction, or a stateless challenge,
-would send again. The cache is bounded in entries; the oldest go first.
+Only requests answered at once by exactly one final response to their own source are kept
+(the core decides; never ACK, never a 2xx to INVITE): what a stateless challenge, or a server
+transaction in Completed, would send again. The cache is bounded in entries; the oldest go
+first.
 """
 
 from __future__ import annotations

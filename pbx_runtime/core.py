@@ -81,8 +81,6 @@ _NEW_WORK_PREFIXES = (b"INVITE ", b"REGISTER ", b"OPTIONS ", b"SUBSCRIBE ", b"ME
 #: Known methods we do not serve out of dialog: 405 (RFC 3261 §21.4.6); unknown ones get 501.
 _NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "REFER", "PRACK", "INFO",
                           "UPDATE"})  # fmt: skip
-#: INVITE has provisional and 2xx answers of the call control's; ACK has none.
-_NOT_CACHED = ("INVITE", "ACK")
 PURGE_INTERVAL = 5.0
 MAX_FLOWS = 200_000
 
@@ -227,9 +225,9 @@ class Core:
             reply = stateless_error_response(data, error)
             return [] if reply is None else [Send(peer, reply)]
         out = self._message(message, peer, source, now)
-        if len(out) == 1 and isinstance(message, Request) and message.method not in _NOT_CACHED:
+        if len(out) == 1 and isinstance(message, Request) and message.method != "ACK":
             only = out[0]
-            if isinstance(only, Send) and only.peer == peer and _is_final(only.data):
+            if isinstance(only, Send) and only.peer == peer and _is_final(only.data, message):
                 self._answers.put(data, peer, only.data, now)
         return out
 
@@ -479,8 +477,12 @@ def _answers_a_challenge(data: bytes) -> bool:
     return b"\nAuthorization:" in data or b"\nProxy-Authorization:" in data
 
 
-def _is_final(wire: bytes) -> bool:
-    return wire.startswith(b"SIP/2.0 ") and not wire.startswith(b"SIP/2.0 1")
+def _is_final(wire: bytes, request: Request) -> bool:
+    """A final response a copy of *request* may get again. Not a 2xx to INVITE: after it the
+    transaction absorbs copies silently and call control retransmits the 2xx (RFC 6026)."""
+    if not wire.startswith(b"SIP/2.0 ") or wire.startswith(b"SIP/2.0 1"):
+        return False
+    return request.method != "INVITE" or not wire.startswith(b"SIP/2.0 2")
 
 
 def _is_new_work(request: Request) -> bool:

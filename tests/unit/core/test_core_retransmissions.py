@@ -8,6 +8,7 @@ from core_support import DOMAIN, SDP, Net, Phone, make_core
 
 from pbx_runtime.answer_cache import AnswerCache
 from pbx_runtime.core import Send
+from pbx_runtime.sip import Request, Response, parse_datagram
 
 TIMER_J = 64 * 0.5  # 64*T1 with the default T1
 
@@ -62,16 +63,26 @@ def test_a_retransmitted_authenticated_register_is_answered_once_and_resent() ->
     assert len(net.core.events) == events  # a refresh, and its copy changed nothing
 
 
-def test_invite_is_never_answered_from_the_cache() -> None:
+def test_an_invite_challenge_is_resent_but_a_proceeding_invite_is_not_cached() -> None:
     net = Net(make_core())
     alice = Phone(net, "1001", "192.0.2.10")
-    invite = alice.build("INVITE", f"sip:1002@{DOMAIN}", to=f"sip:1002@{DOMAIN}",
-                         call_id="call-1", cseq=1, from_tag="i1", body=SDP)  # fmt: skip
-    (first,) = answers(net, invite, alice)
-    (again,) = answers(net, invite, alice)
-    assert first.startswith(b"SIP/2.0 407 ") and again.startswith(b"SIP/2.0 407 ")
-    assert again != first  # challenged afresh (a new nonce): INVITE is the call control's
-    assert len(net.core._answers) == 0
+    bob = Phone(net, "1002", "192.0.2.11")
+    assert alice.register().status == 200 and bob.register().status == 200
+    uri = f"sip:1002@{DOMAIN}"
+    invite = alice.build("INVITE", uri, to=uri, call_id="call-1", cseq=1, from_tag="i1",
+                         body=SDP)  # fmt: skip
+    (challenge,) = answers(net, invite, alice)
+    assert challenge.startswith(b"SIP/2.0 407 ")
+    assert answers(net, invite, alice) == [challenge]  # the stateless 407, resent as is
+    cached = len(net.core._answers)
+    alice.learn(parse_datagram(challenge))
+    auth = alice.authorization("Proxy-Authorization", "INVITE", uri)
+    invite = alice.build("INVITE", uri, to=uri, call_id="call-1", cseq=2, from_tag="i1",
+                         headers=[auth], body=SDP)  # fmt: skip
+    net.send(invite, alice.peer)  # 100 Trying to alice, the INVITE relayed to bob
+    assert [m.status for m in alice.received() if isinstance(m, Response)] == [100]
+    assert [m.method for m in bob.received() if isinstance(m, Request)] == ["INVITE"]
+    assert len(net.core._answers) == cached  # its answers are the transaction's
 
 
 def test_a_dropped_request_is_not_remembered() -> None:
