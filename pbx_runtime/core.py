@@ -189,8 +189,8 @@ class Core:
                 t2=timers.t2,
             ),
         )
-        # UDP retransmissions answered unparsed for as long as a non-INVITE server
-        # transaction would absorb them (Timer J)
+        # UDP retransmissions answered unparsed for as long as a server transaction would
+        # absorb them (Timers H and J: 64*T1)
         self._answers = AnswerCache(lifetime=64 * timers.t1)
         self.draining = False
         self.shed_count = 0
@@ -225,10 +225,9 @@ class Core:
             reply = stateless_error_response(data, error)
             return [] if reply is None else [Send(peer, reply)]
         out = self._message(message, peer, source, now)
-        if len(out) == 1 and isinstance(message, Request) and message.method != "ACK":
-            only = out[0]
-            if isinstance(only, Send) and only.peer == peer and _is_final(only.data, message):
-                self._answers.put(data, peer, only.data, now)
+        answer = _resendable_answer(message, peer, out)
+        if answer is not None:
+            self._answers.put(data, peer, answer, now)
         return out
 
     def connection_opened(self, peer: Peer) -> None:
@@ -477,12 +476,21 @@ def _answers_a_challenge(data: bytes) -> bool:
     return b"\nAuthorization:" in data or b"\nProxy-Authorization:" in data
 
 
-def _is_final(wire: bytes, request: Request) -> bool:
-    """A final response a copy of *request* may get again. Not a 2xx to INVITE: after it the
+def _resendable_answer(message: Request | Response, peer: Peer, out: list[Output]) -> bytes | None:
+    """The answer a copy of *message* may get again unparsed: the one final response sent at
+    once to its source. Never for ACK (it has none) nor a 2xx to INVITE: after that the
     transaction absorbs copies silently and call control retransmits the 2xx (RFC 6026)."""
+    if len(out) != 1 or not isinstance(message, Request) or message.method == "ACK":
+        return None
+    only = out[0]
+    if not isinstance(only, Send) or only.peer != peer:
+        return None
+    wire = only.data
     if not wire.startswith(b"SIP/2.0 ") or wire.startswith(b"SIP/2.0 1"):
-        return False
-    return request.method != "INVITE" or not wire.startswith(b"SIP/2.0 2")
+        return None
+    if message.method == "INVITE" and wire.startswith(b"SIP/2.0 2"):
+        return None
+    return wire
 
 
 def _is_new_work(request: Request) -> bool:
