@@ -210,7 +210,7 @@ class Core:
         if (
             backlog > self.config.limits.udp_backlog_bytes
             and data.startswith(_NEW_WORK_PREFIXES)
-            and not _answers_a_challenge(data)
+            and not self.authenticator.answers_a_challenge(data, str(peer), now)
         ):
             return self._shed(data, peer)
         source = str(peer)
@@ -467,13 +467,6 @@ class Core:
         retry = f"Retry-After: {self.config.limits.retry_after}\r\n".encode()
         end = reply.rfind(b"Content-Length:")
         return [Send(peer, reply[:end] + retry + reply[end:])]
-
-
-def _answers_a_challenge(data: bytes) -> bool:
-    """Whether a datagram carries credentials: the second half of a REGISTER or INVITE whose
-    first half was admitted and challenged. Shedding it would waste that work; the phone
-    would start over. (A forged header only buys a parse; the flood meter still applies.)"""
-    return b"\nAuthorization:" in data or b"\nProxy-Authorization:" in data
 
 
 def _resendable_answer(message: Request | Response, peer: Peer, out: list[Output]) -> bytes | None:

@@ -28,6 +28,7 @@ from .digest import (
     DigestOutcome,
     DigestVerifier,
     parse_authorization,
+    raw_nonce,
 )
 
 __all__ = ["AuthOutcome", "AuthResult", "Authenticator"]
@@ -136,6 +137,15 @@ class Authenticator:
             status,
             headers=[(header, value) for value in values],
             to_tag=self.to_tag if to_tag is None else to_tag,
+        )
+
+    def answers_a_challenge(self, data: bytes, source: str, now: float) -> bool:
+        """Whether an unparsed message carries credentials for a nonce issued to *source* and
+        still fresh: the second half of work whose first half was admitted and challenged.
+        A forged, foreign or expired nonce does not count (its response is not checked)."""
+        nonce = raw_nonce(data)
+        return nonce is not None and self._current_verifier().is_fresh(
+            nonce, source_host(source), now
         )
 
     # -- verification --------------------------------------------------------------------------

@@ -52,6 +52,7 @@ __all__ = [
     "compute_ha1",
     "compute_response",
     "parse_authorization",
+    "raw_nonce",
 ]
 
 
@@ -257,6 +258,14 @@ def parse_authorization(value: str) -> DigestCredentials | None:
 # Nonce-count tracking
 
 
+def raw_nonce(data: bytes) -> str | None:
+    """The nonce of the first ``Authorization``/``Proxy-Authorization`` line of an unparsed
+    message when it has the shape this module issues, else ``None`` (folded or unusual
+    credentials included: callers use it only to decide what to spare under overload)."""
+    match = _RAW_NONCE_RE.search(data)
+    return None if match is None else match.group(1).decode("ascii")
+
+
 class NcOutcome(Enum):
     FRESH = "fresh"  # first use of the nonce, or a higher nc: accepted and recorded
     REPLAY = "replay"  # nc not above the highest seen
@@ -328,6 +337,10 @@ class DigestCheck(Value):
 
 
 _NONCE_RE = re.compile(r"[0-9a-f]{48}")
+# A nonce of ours in the first credentials line of a raw message, read without parsing it.
+_RAW_NONCE_RE = re.compile(
+    rb'\n(?:Proxy-)?Authorization[ \t]*:[^\r\n]*?[ \t,]nonce="([0-9a-f]{48})"', re.IGNORECASE
+)
 _NONCE_FUTURE_SLACK = 2  # seconds a nonce may be "from the future" (wall-clock steps)
 
 
@@ -390,6 +403,12 @@ class DigestVerifier:
         if not hmac.compare_digest(self._sign(nonce[:16], host), nonce[16:]):
             return None
         return int(nonce[:8], 16)
+
+    def is_fresh(self, nonce: str, host: str, now: float) -> bool:
+        """Whether this verifier issued *nonce* to *host* less than ``nonce_ttl`` ago (its
+        nonce-count and the response are not looked at)."""
+        issued = self.nonce_issued(nonce, host)
+        return issued is not None and -_NONCE_FUTURE_SLACK <= now - issued <= self.nonce_ttl
 
     # -- challenges ----------------------------------------------------------------------------
 

@@ -202,3 +202,52 @@ def test_shedding_admits_the_answer_to_a_challenge() -> None:
     (ok,) = net.core.datagram_received(second, phone.peer, net.now, backlog=5000)
     assert isinstance(ok, Send) and ok.data.startswith(b"SIP/2.0 200 ")
     assert net.core.shed_count == 1
+
+
+def _challenged_register(net: Net, phone: Phone, call_id: str) -> bytes:
+    """Fetch a challenge for *phone* and return the REGISTER answering it (not sent)."""
+    uri, to = "sip:acme.example.com", f"sip:{phone.user}@acme.example.com"
+    first = phone.build("REGISTER", uri, to=to, call_id=call_id, cseq=1, from_tag="r")
+    (challenge,) = net.core.datagram_received(first, phone.peer, net.now)
+    assert isinstance(challenge, Send)
+    phone.learn(parse_datagram(challenge.data))
+    auth = phone.authorization("Authorization", "REGISTER", uri)
+    return phone.build("REGISTER", uri, to=to, call_id=call_id, cseq=2, from_tag="r",
+                       headers=[auth])  # fmt: skip
+
+
+def test_shedding_spares_only_nonces_issued_to_the_source_and_still_fresh() -> None:
+    """A credentials line alone buys nothing under overload: a forged nonce, one issued to
+    another address, or an expired one is shed like any new work."""
+    net = Net(make_core(udp_backlog_bytes=4096))
+    alice = Phone(net, "1001", "192.0.2.10")
+    mallory = Phone(net, "1002", "198.51.100.7")
+    genuine = _challenged_register(net, alice, "a")
+    nonce = alice.nonce[alice.algorithm]
+    forged = genuine.replace(nonce.encode(), b"0" * 48)
+    assert net.core.datagram_received(forged, alice.peer, net.now, backlog=5000) == []
+    # alice's nonce, sent from another address (bound to the IP, not the port)
+    assert net.core.datagram_received(genuine, mallory.peer, net.now, backlog=5000) == []
+    later = net.now + 301  # past the 300-s nonce lifetime
+    assert net.core.datagram_received(genuine, alice.peer, later, backlog=5000) == []
+    assert net.core.shed_count == 3
+    (ok,) = net.core.datagram_received(genuine, alice.peer, net.now, backlog=5000)
+    assert isinstance(ok, Send) and ok.data.startswith(b"SIP/2.0 200 ")
+
+
+def test_shedding_admits_the_invite_answering_a_407() -> None:
+    net, alice, bob = _setup(udp_backlog_bytes=4096)
+    call = alice.invite("1002", authenticate=False)
+    (challenge,) = _finals(alice)
+    assert challenge.status == 407
+    alice.learn(challenge)
+    call.ack_failure(challenge)
+    call.cseq += 1
+    auth = alice.authorization("Proxy-Authorization", "INVITE", call.uri)
+    invite = alice.build("INVITE", call.uri, to=call.uri, call_id=call.call_id, cseq=call.cseq,
+                         from_tag="caller", branch="z9hG4bKshed1", headers=[auth],
+                         body=SDP)  # fmt: skip
+    net.deliver(net.core.datagram_received(invite, alice.peer, net.now, backlog=5000))
+    assert net.core.shed_count == 0
+    relayed = bob.last()
+    assert isinstance(relayed, Request) and relayed.method == "INVITE"

@@ -20,6 +20,7 @@ from pbx_runtime.registrar.digest import (
     compute_ha1,
     compute_response,
     parse_authorization,
+    raw_nonce,
 )
 from pbx_runtime.sip import SIPProtocolError
 
@@ -384,6 +385,32 @@ def test_nonce_from_another_source_or_secret_or_realm_is_invalid() -> None:
 )
 def test_forged_nonces_are_invalid(nonce: str) -> None:
     assert check(make_verifier(), answer(nonce)) == (DigestOutcome.REJECTED, "invalid_nonce")
+
+
+def test_a_fresh_nonce_is_one_issued_to_that_host_within_its_lifetime() -> None:
+    v = make_verifier()
+    nonce = v.new_nonce(HOST, NOW)
+    assert v.is_fresh(nonce, HOST, NOW + 300)
+    assert not v.is_fresh(nonce, HOST, NOW + 301)
+    assert not v.is_fresh(nonce, "192.0.2.11", NOW)
+    assert not v.is_fresh(v.new_nonce(HOST, NOW + 60), HOST, NOW)
+    assert not v.is_fresh("0" * 48, HOST, NOW)
+
+
+def test_raw_nonce_reads_the_first_credentials_line_of_unparsed_bytes() -> None:
+    nonce = "0123456789abcdef" * 3
+    head = "REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+
+    def found(line: str) -> str | None:
+        return raw_nonce(f"{head}{line}\r\nContent-Length: 0\r\n\r\n".encode())
+
+    assert found(f'Authorization: Digest username="u", nonce="{nonce}", uri="sip:a"') == nonce
+    assert found(f'proxy-authorization:Digest nonce="{nonce}"') == nonce
+    assert found(f'X-Note: nonce="{nonce}"') is None
+    assert found(f'Authorization: Digest xnonce="{nonce}"') is None
+    # folded credentials are not read, so they are not spared
+    assert found(f'Authorization: Digest username="u",\r\n nonce="{nonce}"') is None
+    assert found('Authorization: Digest nonce="abc"') is None
 
 
 def test_nonce_from_the_future_is_invalid() -> None:
