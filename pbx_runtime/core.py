@@ -207,13 +207,13 @@ class Core:
     ) -> list[Output]:
         """One UDP datagram. *backlog* is the bytes still queued in the socket's receive buffer:
         over ``limits.udp_backlog_bytes`` new work is shed before parsing."""
+        source = str(peer)
         if (
             backlog > self.config.limits.udp_backlog_bytes
             and data.startswith(_NEW_WORK_PREFIXES)
-            and not self.authenticator.answers_a_challenge(data, str(peer), now)
+            and not self.authenticator.answers_a_challenge(data, source, now)
         ):
             return self._shed(data, peer)
-        source = str(peer)
         if self.policy.check_source(source, now) is not Verdict.ALLOW:
             return []
         answer = self._answers.get(data, peer, now)

@@ -254,8 +254,10 @@ def parse_authorization(value: str) -> DigestCredentials | None:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Nonce-count tracking
+# A nonce of ours in the first credentials line of a raw message, read without parsing it.
+_RAW_NONCE_RE = re.compile(
+    rb'\n(?:Proxy-)?Authorization[ \t]*:[^\r\n]*?[ \t,]nonce="([0-9a-f]{48})"', re.IGNORECASE
+)
 
 
 def raw_nonce(data: bytes) -> str | None:
@@ -264,6 +266,10 @@ def raw_nonce(data: bytes) -> str | None:
     credentials included: callers use it only to decide what to spare under overload)."""
     match = _RAW_NONCE_RE.search(data)
     return None if match is None else match.group(1).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Nonce-count tracking
 
 
 class NcOutcome(Enum):
@@ -337,10 +343,6 @@ class DigestCheck(Value):
 
 
 _NONCE_RE = re.compile(r"[0-9a-f]{48}")
-# A nonce of ours in the first credentials line of a raw message, read without parsing it.
-_RAW_NONCE_RE = re.compile(
-    rb'\n(?:Proxy-)?Authorization[ \t]*:[^\r\n]*?[ \t,]nonce="([0-9a-f]{48})"', re.IGNORECASE
-)
 _NONCE_FUTURE_SLACK = 2  # seconds a nonce may be "from the future" (wall-clock steps)
 
 
